@@ -1,0 +1,198 @@
+"""``hostplane run``, ``hostplane exec`` and ``hostplane results fetch``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from control_server import api
+from control_server.cli.common import (
+    extra_vars_option,
+    inventory_option,
+    limit_option,
+    load_inventory,
+    templates_option,
+    warn,
+)
+from control_server.console import ConsoleSink
+from control_server.events import Sink
+from control_server.extra_vars import parse_extra_vars
+from control_server.jsonl import JsonLinesSink
+from control_server.runner import RunOptions, RunResult
+from control_server.transport import TRANSPORTS, TransportSettings
+from control_server.transport.base import HOST_KEY_POLICIES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def run_options(func: F) -> F:
+    """The flags `run` and `exec` share (Ansible's where Ansible has one)."""
+    decorators = [
+        inventory_option,
+        limit_option,
+        extra_vars_option,
+        click.option("-f", "--forks", default=20, show_default=True, help="Hosts at once."),
+        click.option("--serial", metavar="N|N%", help="Run hosts in batches of N (or N%)."),
+        click.option("--max-fail-percentage", type=float, metavar="P",
+                     help="Stop after a batch where more than P% of hosts failed."),
+        click.option("-C", "--check", is_flag=True, help="Report what would change; change nothing."),
+        click.option("-D", "--diff", is_flag=True, help="Show file differences."),
+        click.option("--timeout", type=float, metavar="S", help="Per-host time limit in seconds."),
+        click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout instead."),
+        click.option("--retry-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write failed and unreachable hosts here (for --limit @FILE)."),
+        click.option("-c", "--transport", type=click.Choice(TRANSPORTS),
+                     help="Override ansible_connection for every host."),
+        click.option("--host-key-checking", type=click.Choice(HOST_KEY_POLICIES),
+                     default="strict", show_default=True),
+        click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
+                     help="known_hosts file (default ~/.ssh/known_hosts)."),
+        click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+                     help="ssh config file (default ~/.ssh/config)."),
+        click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True),
+        click.option("--handshakes", type=int, default=16, show_default=True,
+                     help="Concurrent SSH handshakes (sshd's MaxStartups drops more)."),
+        click.option("-b", "--become", is_flag=True, default=None,
+                     help="Run the executor through sudo -n."),
+        click.option("-v", "--verbose", is_flag=True, help="Print every step as it ends."),
+    ]
+    for deco in reversed(decorators):
+        func = deco(func)
+    return func
+
+
+def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.RunConfig:
+    if kw["host_key_checking"] == "off":
+        click.secho(
+            "[WARNING]: --host-key-checking off: host keys are NOT verified; anyone on the "
+            "path can impersonate a host",
+            fg="yellow",
+            err=True,
+        )
+    return api.RunConfig(
+        options=RunOptions(
+            forks=kw["forks"],
+            serial=kw["serial"],
+            max_fail_percentage=kw["max_fail_percentage"],
+            check=kw["check"],
+            diff=kw["diff"],
+            timeout=kw["timeout"],
+        ),
+        transport=TransportSettings(
+            host_key_checking=kw["host_key_checking"],
+            known_hosts=kw["known_hosts"],
+            ssh_config=kw["ssh_config"],
+            connect_timeout=kw["connect_timeout"],
+            handshake_limit=kw["handshakes"],
+        ),
+        transport_override=kw["transport"],
+        templates_dirs=templates_dirs,
+        limit=kw["limit"],
+        become=kw["become"],
+    )
+
+
+def _sinks(as_json: bool, verbose: bool) -> list[Sink]:
+    if as_json:
+        return [JsonLinesSink(sys.stdout)]
+    return [ConsoleSink(verbose=verbose)]
+
+
+def _finish(result: RunResult, retry_file: Path | None) -> None:
+    if retry_file is not None:
+        bad = result.failed + result.unreachable
+        retry_file.write_text("".join(f"{h}\n" for h in bad), encoding="utf-8")
+    sys.exit(result.exit_code)
+
+
+def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
+             templates_dirs: tuple[Path, ...] = ()) -> None:
+    inv = load_inventory(kw["inventories"])
+    evars = parse_extra_vars(list(kw["extra_vars"]))
+    config = _config(kw, templates_dirs)
+    hosts = inv.hosts(pattern, config.limit)
+    warn(inv.warnings)
+    plans = api.plan_hosts(hosts, task, evars, config)
+    sinks = _sinks(kw["as_json"], kw["verbose"])
+    result = asyncio.run(api.execute_plans(plans, config, sinks, api.describe(task)))
+    _finish(result, kw["retry_file"])
+
+
+@click.command("run")
+@run_options
+@templates_option
+@click.argument("pattern")
+@click.argument("template")
+def run_cmd(pattern: str, template: str, templates_dirs: tuple[Path, ...], **kw: Any) -> None:
+    """Run a command template on every host PATTERN matches.
+
+    Exit status: 0 all ok, 2 a host failed, 4 a host unreachable, 1 bad input.
+
+    \b
+    Examples:
+      hostplane run -i inventory/example.ini 'kvm:&rack1' launch_instance -e name=vm42
+      hostplane run -i hosts.ini all host_facts --json > facts.jsonl
+      hostplane run -i hosts.ini kvm stop_instance -e name=vm42 --serial 2 --check
+    """
+    _execute(pattern, api.TemplateTask(template), kw, templates_dirs)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True})
+@run_options
+@click.option("--shell", is_flag=True, help="Run CMD through /bin/sh -c (one string).")
+@click.option("--step-timeout", type=float, help="Kill the command after S seconds.")
+@click.argument("pattern")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(pattern: str, command: tuple[str, ...], shell: bool,
+             step_timeout: float | None, **kw: Any) -> None:
+    """Run one command on every host PATTERN matches (like `ansible PATTERN -a`).
+
+    The command runs as argv, with no shell, unless --shell is given.
+
+    \b
+    Examples:
+      hostplane exec -i inventory/example.ini all -- uptime
+      hostplane exec -i hosts.ini kvm --shell -- 'virsh list --all | tail -n +3'
+    """
+    argv = (" ".join(command),) if shell else command
+    _execute(pattern, api.AdhocTask(argv, shell=shell, timeout=step_timeout), kw)
+
+
+@click.group("results")
+def results() -> None:
+    """Results kept on hosts (the executor's journal).
+
+    \b
+    Example:
+      hostplane results fetch -i hosts.ini kvm01 3f2a...e1
+    """
+
+
+@results.command("fetch")
+@inventory_option
+@click.option("--host-key-checking", type=click.Choice(HOST_KEY_POLICIES), default="strict")
+@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("host")
+@click.argument("request_id")
+def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str, known_hosts: Path | None,
+              host: str, request_id: str) -> None:
+    """Print the journaled events of REQUEST_ID on HOST (JSON Lines).
+
+    \b
+    Example:
+      hostplane results fetch -i hosts.ini kvm01 0c9d4e...
+    """
+    inv = load_inventory(inventories)
+    settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts)
+    events = asyncio.run(api.fetch_journal(inv.host(host), request_id, settings))
+    for event in events:
+        click.echo(json.dumps(event))
+
+
+COMMANDS = [run_cmd, exec_cmd, results]

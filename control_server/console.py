@@ -1,0 +1,161 @@
+"""The people's sink: live progress while a run goes, then a recap (the only rich module).
+
+On a terminal a live panel shows hosts done / running / failed and each running host's
+current step; elsewhere (pipes, CI logs) one line per finished host. The recap lists every
+host's counts and time, then the failed steps' stderr and why hosts were unreachable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from control_server.events import (
+    HOST_FAILED,
+    HOST_OK,
+    HOST_SKIPPED,
+    HOST_UNREACHABLE,
+    ExecutorEvent,
+    HostFinished,
+    HostStarted,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+)
+
+_STYLE = {HOST_OK: "green", HOST_FAILED: "red", HOST_UNREACHABLE: "magenta", HOST_SKIPPED: "dim"}
+MAX_RUNNING_SHOWN = 12
+
+
+class ConsoleSink:
+    def __init__(self, file: IO[str] | None = None, live: bool | None = None,
+                 verbose: bool = False) -> None:
+        self.console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
+        self.live_enabled = self.console.is_terminal if live is None else live
+        self.verbose = verbose
+        self._live: Live | None = None
+        self._total = 0
+        self._running: dict[str, str] = {}
+        self._finished: list[HostFinished] = []
+        self._started = time.monotonic()
+
+    # --- events -----------------------------------------------------------------------
+
+    def emit(self, event: RunEvent) -> None:
+        if isinstance(event, RunStarted):
+            self._on_start(event)
+        elif isinstance(event, HostStarted):
+            self._running[event.host] = "connecting"
+        elif isinstance(event, ExecutorEvent):
+            self._on_executor(event)
+        elif isinstance(event, HostFinished):
+            self._on_host_end(event)
+        elif isinstance(event, RunFinished):
+            self._on_end(event)
+        if self._live is not None:
+            self._live.update(self._panel())
+
+    def _on_start(self, event: RunStarted) -> None:
+        self._total = len(event.hosts)
+        self._started = time.monotonic()
+        mode = " (check mode: nothing will change)" if event.check else ""
+        self.console.print(f"[bold]{event.what}[/] on {self._total} host(s){mode}")
+        if self.live_enabled and self._total:
+            self._live = Live(self._panel(), console=self.console, refresh_per_second=8,
+                              transient=True)
+            self._live.start()
+
+    def _on_executor(self, event: ExecutorEvent) -> None:
+        ev = event.event
+        if ev.get("event") == "step_start":
+            self._running[event.host] = f"{ev.get('index', 0) + 1}: {ev.get('name')}"
+        elif ev.get("event") == "rollback_start":
+            self._running[event.host] = "rolling back"
+        if self.verbose and ev.get("event") == "step_end":
+            self._print_step(event.host, ev)
+
+    def _print_step(self, host: str, ev: dict[str, Any]) -> None:
+        status = str(ev.get("status"))
+        style = {"ok": "green", "changed": "yellow", "failed": "red"}.get(status, "dim")
+        line = Text(f"{host} | ")
+        line.append(f"{status:<7}", style=style)
+        line.append(f" {ev.get('name')} ({ev.get('duration', 0):.2f}s)")
+        self.console.print(line)
+
+    def _on_host_end(self, event: HostFinished) -> None:
+        self._running.pop(event.host, None)
+        self._finished.append(event)
+        if self._live is None:
+            c = event.counts
+            line = Text(f"{event.host} ")
+            line.append(event.status.upper(), style=_STYLE.get(event.status, ""))
+            line.append(f"  ok={c.ok} changed={c.changed} failed={c.failed} "
+                        f"skipped={c.skipped}  {event.duration:.2f}s")
+            if event.error and event.status != HOST_OK:
+                line.append(f"  {event.error}", style="dim")
+            self.console.print(line)
+
+    def _on_end(self, event: RunFinished) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self.console.print(recap_table(event))
+        for detail in failure_details(event):
+            self.console.print(detail)
+        if event.stopped_early:
+            self.console.print(f"[bold red]{event.stopped_early}[/]")
+
+    # --- live panel -------------------------------------------------------------------
+
+    def _panel(self) -> Group:
+        done = len(self._finished)
+        failed = sum(1 for f in self._finished if f.status == HOST_FAILED)
+        unreachable = sum(1 for f in self._finished if f.status == HOST_UNREACHABLE)
+        head = Text(f"{done}/{self._total} done, {len(self._running)} running, ")
+        head.append(f"{failed} failed", style="red" if failed else "")
+        head.append(", ")
+        head.append(f"{unreachable} unreachable", style="magenta" if unreachable else "")
+        head.append(f"  {time.monotonic() - self._started:.1f}s", style="dim")
+        rows = [Text(f"  {h}: {s}", style="cyan") for h, s in
+                list(self._running.items())[:MAX_RUNNING_SHOWN]]
+        if len(self._running) > MAX_RUNNING_SHOWN:
+            rows.append(Text(f"  ... and {len(self._running) - MAX_RUNNING_SHOWN} more"))
+        return Group(head, *rows)
+
+
+def recap_table(event: RunFinished) -> Table:
+    table = Table(title="Recap", title_justify="left", show_edge=False)
+    for col in ("host", "status", "ok", "changed", "failed", "skipped", "time"):
+        table.add_column(col, justify="right" if col not in ("host", "status") else "left")
+    for h in event.hosts:
+        c = h.counts
+        table.add_row(h.host, Text(h.status, style=_STYLE.get(h.status, "")), str(c.ok),
+                      str(c.changed), str(c.failed), str(c.skipped), f"{h.duration:.2f}s")
+    return table
+
+
+def failure_details(event: RunFinished) -> list[Text]:
+    out: list[Text] = []
+    for h in event.hosts:
+        if h.status == HOST_UNREACHABLE:
+            out.append(Text(f"UNREACHABLE {h.host} ({h.error_kind}): {h.error}", style="magenta"))
+        elif h.status == HOST_FAILED:
+            if not h.failed_steps:
+                out.append(Text(f"FAILED {h.host}: {h.error}", style="red"))
+            for step in h.failed_steps:
+                index = step.get("index")
+                num = index + 1 if isinstance(index, int) else "?"
+                msg = step.get("msg") or ""
+                text = Text(f"FAILED {h.host} step {num} {step.get('name')!r} "
+                            f"(rc={step.get('rc')}): {msg}", style="red")
+                stderr = str(step.get("stderr") or "").strip()
+                if stderr:
+                    text.append("\n    " + "\n    ".join(stderr.splitlines()[-20:]), style="dim")
+                out.append(text)
+    return out

@@ -1,0 +1,135 @@
+"""Executor delivery: one channel per sequence, upload only when the host lacks this version.
+
+A sequence runs as ONE channel that execs the cached executor zipapp, or prints the
+"missing" marker without reading stdin; only then the zipapp is uploaded (once per host per
+version) and the channel is run again. After a lost connection, the executor's host-side
+journal is read back in one more channel, so no result is lost with a connection.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from control_server import executor_bundle
+from control_server.errors import ExecutorError
+from control_server.transport import Transport
+from host_executor import protocol
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SequenceOutcome:
+    exit_status: int | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stderr: str = ""
+    noise: list[str] = field(default_factory=list)  # stdout lines that were not events
+    uploaded: bool = False
+    missing: bool = False
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        for event in reversed(self.events):
+            if event.get("event") == "done":
+                return event
+        return None
+
+
+class _LineParser:
+    """Turns stdout lines into events as they arrive; keeps anything else as noise."""
+
+    def __init__(self, outcome: SequenceOutcome, on_event: EventHandler) -> None:
+        self.outcome = outcome
+        self.on_event = on_event
+
+    def feed(self, line: bytes) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text == protocol.MISSING_MARKER.encode():
+            self.outcome.missing = True
+            return
+        try:
+            event = protocol.decode_event(text)
+        except protocol.ProtocolError as exc:
+            if b"protocol version mismatch" in text or "version mismatch" in str(exc):
+                raise ExecutorError(str(exc)) from None
+            # e.g. a login banner or a profile script's output: kept, never fatal.
+            self.outcome.noise.append(text.decode("utf-8", "replace")[:500])
+            return
+        self.outcome.events.append(event)
+        self.on_event(event)
+
+
+@dataclass
+class Delivery:
+    """How to start the executor on one host (interpreter, cache dir, become)."""
+
+    bundle: executor_bundle.Bundle
+    python: str = "python3"
+    remote_dir: str = executor_bundle.DEFAULT_REMOTE_DIR
+    become: bool = False
+    become_user: str | None = None
+
+    def _wrap(self, command: str) -> str:
+        if not self.become:
+            return command
+        user = f"-u {shlex.quote(self.become_user)} " if self.become_user else ""
+        return f"sudo -n {user}-- /bin/sh -c {shlex.quote(command)}"
+
+    def launcher(self, *args: str) -> str:
+        return self._wrap(
+            executor_bundle.launcher_command(
+                self.remote_dir, self.python, self.bundle.digest, list(args)
+            )
+        )
+
+    def upload(self) -> str:
+        return self._wrap(executor_bundle.upload_command(self.remote_dir, self.bundle.digest))
+
+    async def _upload(self, transport: Transport) -> None:
+        result = await transport.run(self.upload(), self.bundle.data, lambda _l: None)
+        if result.exit_status != 0:
+            why = result.stderr.decode("utf-8", "replace").strip()
+            raise ExecutorError(f"could not upload the executor: {why}", transport.target.host)
+
+    async def run(
+        self, transport: Transport, request: dict[str, Any], on_event: EventHandler
+    ) -> SequenceOutcome:
+        """Run one request; upload the executor first only if the host reports it missing."""
+        payload = json.dumps(request, ensure_ascii=True, separators=(",", ":")).encode()
+        outcome = SequenceOutcome(None)
+        result = await transport.run(self.launcher(), payload, _LineParser(outcome, on_event).feed)
+        if outcome.missing and result.exit_status == protocol.EXIT_MISSING:
+            await self._upload(transport)
+            outcome = SequenceOutcome(None, uploaded=True)
+            result = await transport.run(
+                self.launcher(), payload, _LineParser(outcome, on_event).feed
+            )
+        outcome.exit_status = result.exit_status
+        outcome.stderr = result.stderr.decode("utf-8", "replace")
+        if outcome.missing:
+            raise ExecutorError(
+                "the executor is still missing after the upload "
+                f"(remote cache dir {self.remote_dir} not writable?)",
+                transport.target.host,
+            )
+        return outcome
+
+    async def fetch_journal(self, transport: Transport, request_id: str) -> list[dict[str, Any]]:
+        """The events the executor journaled for ``request_id`` on the host."""
+        outcome = SequenceOutcome(None)
+        result = await transport.run(
+            self.launcher("--journal", request_id), b"", _LineParser(outcome, lambda _e: None).feed
+        )
+        if outcome.missing:
+            return []
+        if result.exit_status != 0:
+            errors = [e.get("message", "") for e in outcome.events if e.get("event") == "error"]
+            why = "; ".join(errors) or result.stderr.decode("utf-8", "replace").strip()
+            raise ExecutorError(f"no journal for request {request_id}: {why}")
+        return [e for e in outcome.events if e.get("event") != "error"]

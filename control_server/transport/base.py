@@ -1,0 +1,81 @@
+"""The transport interface: connect, run a command with stdin streaming lines back, put a
+file, close. ``asyncssh`` (default), ``local`` and ``paramiko`` implement it.
+
+A transport knows nothing of the executor or the protocol: delivery (``delivery.py``) builds
+the commands; the transport only moves bytes over one connection per host.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from control_server.inventory import ConnectionTarget
+
+LineHandler = Callable[[bytes], None]
+
+HOST_KEY_POLICIES = ("strict", "accept-new", "off")
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """Connection options shared by every host of a run (CLI flags and their defaults)."""
+
+    host_key_checking: str = "strict"
+    known_hosts: Path | None = None  # None: ~/.ssh/known_hosts (and ssh_config's)
+    ssh_config: Path | None = None  # None: ~/.ssh/config
+    connect_timeout: float = 10.0
+    keepalive_interval: float = 15.0
+    handshake_limit: int = 16  # concurrent SSH handshakes, separate from --forks
+    handshake_retries: int = 5
+    extra_known_hosts: tuple[Path, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    exit_status: int | None  # None when the channel died without a status
+    stderr: bytes
+    signal: str | None = None
+
+
+class Transport(ABC):
+    """One connection to one host, reused by every channel of a run."""
+
+    name = "abstract"
+
+    def __init__(self, target: ConnectionTarget, settings: TransportSettings) -> None:
+        self.target = target
+        self.settings = settings
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the connection; raise a ``TransportError`` subclass naming why it failed."""
+
+    @abstractmethod
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+        """Run ``command`` (a POSIX shell command line) in one channel; feed ``stdin``, close
+        it, call ``on_line`` for every stdout line as it arrives, return the exit status."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+
+    async def put_file(self, data: bytes, remote_path: str, mode: int = 0o600) -> None:
+        """Write ``data`` atomically to ``remote_path`` in one channel (parent made 0700)."""
+        quoted = shlex.quote(remote_path)
+        command = (
+            f"umask 077 && mkdir -p \"$(dirname {quoted})\" && "
+            f"cat > {quoted}.tmp.$$ && chmod {mode:o} {quoted}.tmp.$$ && "
+            f"mv -f {quoted}.tmp.$$ {quoted}"
+        )
+        result = await self.run(command, data, lambda _line: None)
+        if result.exit_status != 0:
+            from control_server.errors import TransportError
+
+            raise TransportError(
+                f"could not write {remote_path}: {result.stderr.decode(errors='replace').strip()}",
+                self.target.host,
+            )

@@ -1,0 +1,52 @@
+"""The ``local`` transport: the same executor and protocol, as a subprocess of this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from control_server.transport.base import ChannelResult, LineHandler, Transport
+
+
+class LocalTransport(Transport):
+    name = "local"
+
+    async def connect(self) -> None:
+        return None
+
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            limit=1 << 24,
+        )
+        assert proc.stdin and proc.stdout and proc.stderr
+        stderr_task = asyncio.ensure_future(proc.stderr.read())
+        try:
+            try:
+                proc.stdin.write(stdin)
+                await proc.stdin.drain()
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the command exited without reading its input (e.g. executor missing)
+            while line := await proc.stdout.readline():
+                on_line(line)
+            status = await proc.wait()
+        except asyncio.CancelledError:
+            # Closing our ends is what the executor watches for: it then kills its step.
+            proc.stdin.close()
+            proc.send_signal(signal.SIGHUP)
+            raise
+        stderr = await stderr_task
+        sig = None
+        if status < 0:
+            sig = signal.Signals(-status).name
+        return ChannelResult(status if status >= 0 else None, stderr, sig)
+
+    async def close(self) -> None:
+        return None
