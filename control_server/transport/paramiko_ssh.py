@@ -1,0 +1,191 @@
+"""The ``paramiko`` transport (optional extra), for sites that standardise on paramiko.
+
+Same interface and guarantees as the asyncssh transport: one connection per host, host keys
+verified against known_hosts by default, ``~/.ssh/config`` honoured (HostName, Port, User,
+IdentityFile; ProxyJump is not supported by paramiko). paramiko blocks, so its calls run in
+worker threads and stdout lines are handed back to the event loop as they arrive. This is
+the only module that imports paramiko.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from control_server.errors import AuthError, ConnectError, HostKeyError, TransportError
+from control_server.inventory import ConnectionTarget
+from control_server.transport.base import (
+    ChannelResult,
+    LineHandler,
+    Transport,
+    TransportSettings,
+)
+from control_server.transport.limiter import HandshakeLimiter, Retryable
+from control_server.transport.ssh_options import HostSSHOptions
+
+_CHUNK = 1 << 16
+
+
+class _LearnNewKey(paramiko.MissingHostKeyPolicy):
+    """accept-new: record an unknown host's key; a changed key is still refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.path.open("a", encoding="ascii") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class ParamikoTransport(Transport):
+    name = "paramiko"
+
+    def __init__(
+        self,
+        target: ConnectionTarget,
+        settings: TransportSettings,
+        limiter: HandshakeLimiter,
+        host_options: HostSSHOptions | None = None,
+    ) -> None:
+        super().__init__(target, settings)
+        self._limiter = limiter
+        self._opts = host_options or HostSSHOptions()
+        self._client: paramiko.SSHClient | None = None
+        self.policy = self._opts.host_key_checking or settings.host_key_checking
+        known = self._opts.known_hosts or settings.known_hosts
+        self.known_hosts = (known or Path("~/.ssh/known_hosts")).expanduser()
+
+    def _ssh_config(self) -> dict[str, Any]:
+        path = (self._opts.ssh_config or self.settings.ssh_config or Path("~/.ssh/config"))
+        path = path.expanduser()
+        if not path.is_file():
+            return {}
+        return dict(paramiko.SSHConfig.from_path(str(path)).lookup(self.target.address))
+
+    def _connect_blocking(self) -> paramiko.SSHClient:
+        cfg = self._ssh_config()
+        t = self.target
+        client = paramiko.SSHClient()
+        if self.known_hosts.is_file():
+            client.load_host_keys(str(self.known_hosts))
+        if self.policy == "off":
+            client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        elif self.policy == "accept-new":
+            client.set_missing_host_key_policy(_LearnNewKey(self.known_hosts))
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        key_files = [os.path.expanduser(t.key_file)] if t.key_file else [
+            os.path.expanduser(k) for k in cfg.get("identityfile", [])
+        ]
+        client.connect(
+            hostname=cfg.get("hostname", t.address),
+            port=t.port or int(cfg.get("port", 22)),
+            username=t.user or cfg.get("user") or None,
+            key_filename=key_files or None,
+            timeout=self.settings.connect_timeout,
+            banner_timeout=self.settings.connect_timeout,
+            auth_timeout=self.settings.connect_timeout,
+        )
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(int(self.settings.keepalive_interval))
+        return client
+
+    async def _attempt(self) -> paramiko.SSHClient:
+        host = self.target.host
+        try:
+            return await asyncio.to_thread(self._connect_blocking)
+        except paramiko.BadHostKeyException:
+            raise HostKeyError(
+                f"host key mismatch: the key offered by {self.target.address} does not match "
+                f"the one recorded in {self.known_hosts}",
+                host,
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            raise AuthError(f"authentication failed: {exc}", host) from None
+        except (TimeoutError, socket.timeout):
+            raise ConnectError(
+                f"connect timed out after {self.settings.connect_timeout:g} s", host
+            ) from None
+        except ConnectionRefusedError:
+            raise ConnectError(
+                f"connection refused ({self.target.address}:{self.target.port or 22})", host
+            ) from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise HostKeyError(
+                    f"host key unknown: {self.target.address} is not in {self.known_hosts}", host
+                ) from None
+            raise Retryable(str(exc)) from exc
+        except (EOFError, ConnectionResetError) as exc:
+            raise Retryable(f"connection dropped during handshake: {exc}") from exc
+        except OSError as exc:
+            raise ConnectError(f"cannot connect: {exc.strerror or exc}", host) from None
+
+    async def connect(self) -> None:
+        if self._client is None:
+            self._client = await self._limiter.run(self._attempt)
+
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+        if self._client is None:
+            await self.connect()
+        assert self._client is not None
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        stderr = bytearray()
+        stop = threading.Event()
+
+        def pump() -> int:
+            assert self._client is not None
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise TransportError("connection lost", self.target.host)
+            chan = transport.open_session()
+            try:
+                chan.exec_command(command)
+                chan.sendall(stdin)
+                chan.shutdown_write()
+                buf = b""
+                while not stop.is_set():
+                    if chan.recv_stderr_ready():
+                        stderr.extend(chan.recv_stderr(_CHUNK))
+                    data = chan.recv(_CHUNK)
+                    if not data:
+                        break
+                    buf += data
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        loop.call_soon_threadsafe(queue.put_nowait, line + b"\n")
+                if buf:
+                    loop.call_soon_threadsafe(queue.put_nowait, buf)
+                status = chan.recv_exit_status()
+                while chan.recv_stderr_ready():
+                    stderr.extend(chan.recv_stderr(_CHUNK))
+                return status
+            finally:
+                chan.close()
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        task = asyncio.ensure_future(asyncio.to_thread(pump))
+        try:
+            while (line := await queue.get()) is not None:
+                on_line(line)
+            status = await task
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"connection lost: {exc}", self.target.host) from None
+        return ChannelResult(status if status >= 0 else None, bytes(stderr))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.to_thread(client.close)
