@@ -40,6 +40,11 @@ EXIT_LOCK = 3
 EXIT_MISSING = 97
 MISSING_MARKER = "HOSTPLANE-EXECUTOR-MISSING"
 
+#: The zipapp is named ``<prefix><digest><suffix>``; the digest is also embedded in it.
+EXECUTOR_NAME_PREFIX = "hostplane-executor-"
+EXECUTOR_NAME_SUFFIX = ".pyz"
+EXECUTOR_DIGEST_FILE = "_digest.txt"
+
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
 ON_FAILURE = ("stop", "rollback")
 STATUSES = ("ok", "changed", "failed", "skipped")

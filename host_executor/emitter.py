@@ -1,0 +1,53 @@
+"""Writing events: to stdout (flushed one by one) and to the journal, always both.
+
+stdout is written with ``os.write`` on fd 1, unbuffered, so each event leaves as soon as it
+exists. Once stdout is gone (EPIPE), stdout writes are dropped and the journal continues.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from host_executor import protocol
+from host_executor.journal import Journal, write_all
+from host_executor.watch import ControllerWatch
+
+
+class Emitter:
+    def __init__(self, watch: ControllerWatch, stdout_fd: int = 1) -> None:
+        self.watch = watch
+        self.stdout_fd = stdout_fd
+        self.stdout_ok = True
+        self.journal: Optional[Journal] = None
+        self.journal_error: Optional[str] = None
+
+    def open_journal(self, request_id: str) -> None:
+        try:
+            self.journal = Journal(request_id)
+        except OSError as exc:
+            self.journal_error = str(exc)
+
+    def emit(self, event: Dict[str, Any]) -> None:
+        line = protocol.encode_event(event)
+        if self.stdout_ok:
+            try:
+                write_all(self.stdout_fd, line)
+            except OSError as exc:
+                self.stdout_ok = False
+                self.watch.mark_gone("stdout closed (%s)" % (exc.strerror or exc))
+        if self.journal is not None:
+            self.journal.append(line, event["event"])
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+
+def write_stdout(data: bytes, fd: int = 1) -> bool:
+    """Write raw bytes (``--journal`` output); False if the reader is gone."""
+    try:
+        write_all(fd, data)
+        return True
+    except OSError:
+        return False
+

@@ -1,0 +1,137 @@
+"""The host-side journal: every event the executor emits, appended to
+``<cache>/journal/<request id>.jsonl``.
+
+It is how the control server reads a whole result back after a lost connection
+(``--journal ID``). Lines are fsync'd at the events that end something (``step_end``,
+``rollback_step_end``, ``rollback_end``, ``done``, ``error``), so what a controller may have
+acted on is on disk. Journals older than ``MAX_AGE`` are pruned opportunistically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+from host_executor import paths
+from host_executor.errors import UnknownJournal
+
+MAX_AGE = 7 * 24 * 3600
+SUFFIX = ".jsonl"
+SYNC_EVENTS = frozenset(("step_end", "rollback_step_end", "rollback_end", "done", "error"))
+
+
+def journal_path(request_id: str, create_dir: bool = False) -> str:
+    folder = paths.state_dir("journal") if create_dir else os.path.join(paths.cache_dir(), "journal")
+    return os.path.join(folder, paths.safe_name(request_id) + SUFFIX)
+
+
+class Journal:
+    """An append-only event log for one request; a failing disk never fails the run."""
+
+    def __init__(self, request_id: str) -> None:
+        self.path = journal_path(request_id, create_dir=True)
+        # A request id is used once; a re-sent request replaces the old record.
+        self._fd: Optional[int] = os.open(
+            self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600
+        )
+        self.error: Optional[str] = None
+
+    def append(self, line: bytes, event: str) -> None:
+        if self._fd is None:
+            return
+        try:
+            write_all(self._fd, line)
+            if event in SYNC_EVENTS:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self.error = "%s: %s" % (self.path, exc)
+            self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def read_journal(request_id: str) -> bytes:
+    """The raw JSON Lines of one request's journal; ``UnknownJournal`` if there is none."""
+    path = journal_path(request_id)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise UnknownJournal("no journal for request %r on this host" % request_id) from None
+    except OSError as exc:
+        raise UnknownJournal("cannot read the journal of request %r: %s" % (request_id, exc)) from None
+
+
+def _journal_files() -> Iterator[str]:
+    folder = os.path.join(paths.cache_dir(), "journal")
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for name in names:
+        if name.endswith(SUFFIX):
+            yield os.path.join(folder, name)
+
+
+def summarize(path: str) -> Dict[str, Any]:
+    """One journal's request id, final status and exit code ("incomplete" while running)."""
+    summary: Dict[str, Any] = {
+        "id": os.path.basename(path)[: -len(SUFFIX)],
+        "status": "incomplete",
+        "exit": None,
+        "mtime": None,
+    }
+    try:
+        summary["mtime"] = round(os.stat(path).st_mtime, 3)
+        with open(path, "rb") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return summary
+    for raw in lines:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue  # a line cut short by a crash
+        kind = event.get("event") if isinstance(event, dict) else None
+        if kind == "hello" and isinstance(event.get("id"), str):
+            summary["id"] = event["id"]
+        elif kind == "done":
+            summary["status"] = event.get("status")
+            summary["exit"] = event.get("exit")
+        elif kind == "error":
+            summary["status"] = "error:%s" % event.get("code")
+            summary["exit"] = event.get("exit")
+    return summary
+
+
+def list_journals() -> List[Dict[str, Any]]:
+    return [summarize(path) for path in _journal_files()]
+
+
+def prune(max_age: float = MAX_AGE, now: Optional[float] = None) -> int:
+    """Remove journals older than ``max_age`` seconds; return how many went."""
+    limit = (time.time() if now is None else now) - max_age
+    removed = 0
+    for path in _journal_files():
+        try:
+            if os.stat(path).st_mtime < limit:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+    return removed

@@ -1,0 +1,149 @@
+"""The executor's command line.
+
+    python3 executor.pyz [--watch-stdin]   run ONE request read from stdin (the normal use)
+    python3 executor.pyz --journal ID      print the journaled events of request ID
+    python3 executor.pyz --journal-list    one JSON line per journal: id, status, exit, mtime
+    python3 executor.pyz --version         protocol, digest and version as one JSON line
+    python3 -m host_executor ...           the same, from a source tree (digest "dev")
+
+Exit status: 0 all steps ok/changed/skipped, 1 a step failed (or the run was interrupted),
+2 bad request / protocol mismatch / unknown journal / bad usage, 3 lock not acquired.
+Nothing here may print a traceback: every failure is an ``error`` event and an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from host_executor import __version__, journal, protocol, request
+from host_executor.emitter import Emitter, write_stdout
+from host_executor.errors import BadRequest, ExecutorError
+from host_executor.identity import executor_digest
+from host_executor.watch import ControllerWatch
+
+USAGE = (
+    "usage: python3 -m host_executor [--watch-stdin] < request.json\n"
+    "       python3 -m host_executor --journal ID | --journal-list | --version\n"
+)
+
+
+def _hello(request_id: Optional[str], emitter: Emitter) -> Dict[str, Any]:
+    return {
+        "event": "hello",
+        "protocol": protocol.PROTOCOL_VERSION,
+        "digest": executor_digest(),
+        "version": __version__,
+        "pid": os.getpid(),
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "id": request_id,
+        "journal": emitter.journal.path if emitter.journal else None,
+        "journal_error": emitter.journal_error,
+    }
+
+
+def _error_event(exc: ExecutorError, request_id: Optional[str]) -> Dict[str, Any]:
+    event: Dict[str, Any] = {"event": "error", "id": request_id}
+    event.update(exc.event_fields())
+    return event
+
+
+def _run_sequence(req: Dict[str, Any], emitter: Emitter, watch: ControllerWatch) -> int:
+    from host_executor.runner import Sequence
+
+    lock = None
+    if req["lock"] is not None:
+        from host_executor.lock import HostLock
+
+        lock = HostLock(req["lock"]["name"], req["lock"].get("timeout"))
+        lock.acquire(watch.token)
+    try:
+        done = Sequence(req, emitter, watch).run()
+    finally:
+        if lock is not None:
+            lock.release()
+    return int(done["exit"])
+
+
+def run_request(watch_stdin: bool = False) -> int:
+    watch = ControllerWatch()
+    emitter = Emitter(watch)
+    doc, why = request.read_document()
+    request_id = request.request_id_of(doc)
+    watch.install_signals()
+    try:
+        if request_id is not None:
+            emitter.open_journal(request_id)
+        emitter.emit(_hello(request_id, emitter))
+        try:
+            if why is not None:
+                raise BadRequest(why)
+            req = request.validate(doc)
+            watch.start(watch_stdin)
+            return _run_sequence(req, emitter, watch)
+        except ExecutorError as exc:
+            emitter.emit(_error_event(exc, request_id))
+            return exc.exit_code
+    finally:
+        emitter.close()
+        if request_id is not None:
+            _prune_quietly()
+
+
+def _prune_quietly() -> None:
+    try:
+        journal.prune()
+    except OSError:
+        pass
+
+
+def show_journal(request_id: str) -> int:
+    try:
+        data = journal.read_journal(request_id)
+    except ExecutorError as exc:
+        write_stdout(protocol.encode_event(_error_event(exc, request_id)))
+        return exc.exit_code
+    write_stdout(data)
+    return protocol.EXIT_OK
+
+
+def list_journals() -> int:
+    lines = [json.dumps(entry, sort_keys=True) + "\n" for entry in journal.list_journals()]
+    write_stdout("".join(lines).encode("utf-8"))
+    return protocol.EXIT_OK
+
+
+def _usage_error(message: str) -> int:
+    event = {"event": "error", "code": "usage", "message": message, "exit": 2, "id": None}
+    write_stdout(protocol.encode_event(event))
+    os.write(2, USAGE.encode())
+    return protocol.EXIT_BAD_REQUEST
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or args == ["--watch-stdin"]:
+            return run_request(watch_stdin=bool(args))
+        if args[0] == "--journal" and len(args) == 2:
+            return show_journal(args[1])
+        if args == ["--journal-list"]:
+            return list_journals()
+        if args == ["--version"]:
+            info = {"protocol": protocol.PROTOCOL_VERSION, "digest": executor_digest(),
+                    "version": __version__}
+            write_stdout((json.dumps(info, sort_keys=True) + "\n").encode())
+            return protocol.EXIT_OK
+        if args[0] in ("-h", "--help"):
+            write_stdout(USAGE.encode())
+            return protocol.EXIT_OK
+        return _usage_error("unknown arguments: %s" % " ".join(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: an event, never a traceback
+        event = {"event": "error", "code": "internal", "exit": protocol.EXIT_FAILED, "id": None,
+                 "message": "executor bug: %s: %s" % (type(exc).__name__, exc)}
+        write_stdout(protocol.encode_event(event))
+        return protocol.EXIT_FAILED
