@@ -29,7 +29,7 @@ def executor_digest() -> str:
     if isinstance(archive, str):
         try:
             data = loader.get_data(os.path.join(archive, protocol.EXECUTOR_DIGEST_FILE))  # type: ignore[union-attr]
-            text = data.decode("ascii").strip()
+            text = str(data.decode("ascii")).strip()
             if text:
                 return text
         except (OSError, UnicodeDecodeError):

@@ -9,6 +9,7 @@ acted on is on disk. Journals older than ``MAX_AGE`` are pruned opportunisticall
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -52,10 +53,8 @@ class Journal:
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -13,6 +13,7 @@ Nothing here may print a traceback: every failure is an ``error`` event and an e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -93,10 +94,8 @@ def run_request(watch_stdin: bool = False) -> int:
 
 
 def _prune_quietly() -> None:
-    try:
+    with contextlib.suppress(OSError):
         journal.prune()
-    except OSError:
-        pass
 
 
 def show_journal(request_id: str) -> int:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -46,10 +47,8 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
     except OSError:
         pass  # the child exited or closed its stdin without reading everything
     finally:
-        try:
+        with contextlib.suppress(OSError):
             pipe.close()
-        except OSError:
-            pass
 
 
 def _group_alive(pgid: int) -> bool:
@@ -65,19 +64,15 @@ def _group_alive(pgid: int) -> bool:
 def kill_group(proc: "subprocess.Popen[bytes]", drain: "_Drain") -> None:
     """SIGTERM the process group, wait up to KILL_GRACE, then SIGKILL whatever is left."""
     pgid = proc.pid
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
     end = time.monotonic() + KILL_GRACE
     while time.monotonic() < end:
         drain.step(0.02)
         if proc.poll() is not None and not _group_alive(pgid):
             break
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 
@@ -178,8 +173,6 @@ def _supervise(
         drain.step(wait)
         if not drain.open and exited_at is None:
             # Pipes closed: the child is exiting (or closed them itself); wait for it a tick.
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
     kill_group(proc, drain)

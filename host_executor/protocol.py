@@ -205,7 +205,7 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
 }
 
 # Arguments required only for some states, checked after the schema.
-_STATE_REQUIRES = {
+_STATE_REQUIRES: Dict[Tuple[str, Optional[str]], Tuple[str, ...]] = {
     ("libvirt_network", "active"): ("xml",),
     ("libvirt_pool", "active"): ("xml",),
 }
@@ -351,9 +351,10 @@ def validate_request(doc: Any) -> Dict[str, Any]:
     if on_failure not in ON_FAILURE:
         raise ProtocolError("expected stop or rollback, got %r" % (on_failure,), "on_failure")
     lock = doc.get("lock")
-    if lock is not None:
-        if not isinstance(lock, dict) or not isinstance(lock.get("name"), str) or not lock["name"]:
-            raise ProtocolError("expected {name, timeout}", "lock")
+    if lock is not None and (
+        not isinstance(lock, dict) or not isinstance(lock.get("name"), str) or not lock["name"]
+    ):
+        raise ProtocolError("expected {name, timeout}", "lock")
     steps = doc.get("steps")
     if not isinstance(steps, list):
         raise ProtocolError("a list of steps is required", "steps")
