@@ -18,7 +18,7 @@ import datetime
 import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +147,8 @@ def parse_extra_vars(values: Iterable[str], cwd: Path | None = None) -> dict[str
     for source in values:
         merged.update(parse_one(source, cwd))
     return merged
+
+
+def merge_vars(host_vars: Mapping[str, Any], extra_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The variables a template sees for one host: inventory vars, extra vars winning."""
+    return {**host_vars, **extra_vars}

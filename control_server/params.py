@@ -252,7 +252,7 @@ def resolve_params(
         given = variables.get(spec.name)
         if given is None:
             if spec.required:
-                raise ParamError(spec.name, "required param is missing (give it with -e)", template)
+                raise ParamError(spec.name, "required param is missing", template)
             values[spec.name] = copy.deepcopy(spec.default)
             continue
         try:

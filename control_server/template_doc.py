@@ -35,6 +35,11 @@ from control_server.params import ParamSpec, parse_param_specs
 HEADER_KEYS = ("description", "params")
 BODY_KEYS = ("lock", "on_failure", "steps")
 DEFAULT_LOCK_TIMEOUT = 60
+# libyaml's parser when PyYAML has it: same results, many times faster (a fleet renders a
+# template per host).
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Any render's token; a match is ours when its nonce is (one pattern for all renders).
+_TOKEN = re.compile(r"__hp([0-9a-f]{12})_([0-9]+)__")
 _HEADER = re.compile(r"\A(\s*)\{#-?(.*?)-?#\}", re.S)
 
 
@@ -59,7 +64,7 @@ def parse_header(source: str, template: str) -> tuple[str, tuple[ParamSpec, ...]
         return "", ()
     first_line = match.group(1).count("\n") + 1
     try:
-        header = yaml.safe_load(match.group(2))
+        header = yaml.load(match.group(2), Loader=_Loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         line, problem = _yaml_where(exc, first_line)
         raise TemplateError(f"header is not valid YAML: {problem}", template, line) from None
@@ -91,25 +96,34 @@ class Placeholders:
     def __init__(self) -> None:
         self.nonce = secrets.token_hex(6)
         self.values: list[Any] = []
-        self._token = re.compile(rf"__hp{self.nonce}_([0-9]+)__")
-        self._marker = re.compile(rf"hp{self.nonce}", re.I)
+        self._needle = "hp" + self.nonce
 
     def token(self, value: Any) -> str:
         self.values.append(value)
         return f"__hp{self.nonce}_{len(self.values) - 1}__"
 
     def contains(self, text: str) -> bool:
-        return self._marker.search(text) is not None
+        # lower(): a filter such as upper may have mangled a token; still ours.
+        return self._needle in text or self._needle in text.lower()
 
     def text_of(self, value: Any) -> str:
         """The value's text where it stands inside a longer string (what Jinja prints)."""
         return self.resolve(value) if isinstance(value, str) else str(value)
 
+    def _index(self, match: re.Match[str] | None) -> int | None:
+        if match is None or match.group(1) != self.nonce:
+            return None
+        return int(match.group(2))
+
+    def _text_of_match(self, match: re.Match[str]) -> str:
+        index = self._index(match)
+        return match.group(0) if index is None else self.text_of(self.values[index])
+
     def resolve(self, text: str) -> str:
         """Replace the tokens in a string by their values' text."""
         if not self.contains(text):
             return text
-        out = self._token.sub(lambda m: self.text_of(self.values[int(m.group(1))]), text)
+        out = _TOKEN.sub(self._text_of_match, text)
         if self.contains(out):
             raise TemplateError(
                 "a placeholder was altered: a filter or method was applied to template text "
@@ -134,9 +148,9 @@ class Placeholders:
     def substitute(self, tree: Any) -> Any:
         """Put the values back into a parsed document."""
         if isinstance(tree, str):
-            exact = self._token.fullmatch(tree)
-            if exact is not None:
-                return self._value(self.values[int(exact.group(1))])
+            index = self._index(_TOKEN.fullmatch(tree))
+            if index is not None:
+                return self._value(self.values[index])
             return self.resolve(tree)
         if isinstance(tree, dict):
             return {self._key(self.substitute(k)): self.substitute(v) for k, v in tree.items()}
@@ -146,12 +160,12 @@ class Placeholders:
 
     def show(self, text: str) -> str:
         """Rendered text for an error message: tokens shown as ``{{...}}``, values hidden."""
-        return self._token.sub("{{...}}", text)
+        return _TOKEN.sub(lambda m: "{{...}}" if self._index(m) is not None else m.group(0), text)
 
 
 def _parse_rendered(text: str, ph: Placeholders, template: str, host: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         line, problem = _yaml_where(exc)
         where = ""
