@@ -1,7 +1,8 @@
 """The executor zipapp, and the shell commands that run and upload it on a host.
 
-The zipapp holds the installed ``host_executor`` package's ``*.py`` files and a
-``__main__.py`` calling ``host_executor.main.main``. It is deterministic (sorted entries,
+The zipapp holds the installed ``host_executor`` package's ``*.py`` files, and
+``host_executor/zipmain.py`` as its ``__main__.py`` (it unpacks the zipapp once on the
+host so later runs import cached bytecode, then calls ``host_executor.main.main``). It is deterministic (sorted entries,
 fixed timestamps), and its digest is the SHA-256 of the file names and contents (first 16
 hex digits), so the same sources always give the same ``hostplane-executor-<digest>.pyz``,
 here and on every host. The digest is also embedded as ``_digest.txt`` (not part of the
@@ -33,12 +34,6 @@ ENV_CONTROL_CACHE_DIR = "HOSTPLANE_CONTROL_CACHE_DIR"
 DIGEST_LENGTH = 16
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_MAIN = (
-    b'"""hostplane executor zipapp entry point."""\n'
-    b"import sys\n\n"
-    b"from host_executor.main import main\n\n"
-    b"sys.exit(main())\n"
-)
 _DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
 
 # The launcher and the upload take every variable part as a positional argument of
@@ -87,7 +82,7 @@ def package_files() -> list[tuple[str, bytes]]:
     """``(archive name, content)`` of every module of the installed ``host_executor``,
     plus the zipapp's ``__main__.py``; sorted by name."""
     root = Path(host_executor.__file__).resolve().parent
-    files = [("__main__.py", _MAIN)]
+    files = [("__main__.py", (root / "zipmain.py").read_bytes())]
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
         if "__pycache__" in rel.parts:

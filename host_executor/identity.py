@@ -1,8 +1,9 @@
 """How the executor knows its own digest.
 
 The control server builds the zipapp as ``hostplane-executor-<digest>.pyz`` and embeds the
-digest as ``_digest.txt``. Run from the zipapp, the executor reads that file (or, failing
-that, parses its own file name); run as a module from a source tree, it is ``"dev"``.
+digest as ``_digest.txt`` beside the package. Run from the zipapp (or its unpacked copy,
+see ``zipmain``), the executor reads that file, or failing that parses its own file name
+(``sys.argv[0]``); run as a module from a source tree, it is ``"dev"``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,25 @@ def digest_from_name(path: str) -> Optional[str]:
     return None
 
 
-def executor_digest() -> str:
+def _embedded_digest() -> Optional[str]:
+    """``_digest.txt`` beside the ``host_executor`` package: in the zip or its unpacked copy."""
     loader = globals().get("__loader__")
-    archive = getattr(loader, "archive", None)  # set by zipimport: we run from a zip
-    if isinstance(archive, str):
-        try:
+    archive = getattr(loader, "archive", None)  # set by zipimport: we run from the zip
+    try:
+        if isinstance(archive, str):
             data = loader.get_data(os.path.join(archive, protocol.EXECUTOR_DIGEST_FILE))  # type: ignore[union-attr]
-            text = str(data.decode("ascii")).strip()
-            if text:
-                return text
-        except (OSError, UnicodeDecodeError):
-            pass
-        return digest_from_name(archive) or "unknown"
+        else:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            with open(os.path.join(root, protocol.EXECUTOR_DIGEST_FILE), "rb") as handle:
+                data = handle.read()
+        return str(data.decode("ascii")).strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def executor_digest() -> str:
+    """The digest of the running executor; "dev" when run from a source tree."""
+    digest = _embedded_digest()
+    if digest:
+        return digest
     return digest_from_name(sys.argv[0] if sys.argv else "") or "dev"
