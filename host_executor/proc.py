@@ -52,13 +52,29 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the group."""
     try:
         os.killpg(pgid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    # kill() also reaches zombies, which a container's init may never reap: look closer.
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def kill_group(proc: "subprocess.Popen[bytes]", drain: "_Drain") -> None:

@@ -48,7 +48,11 @@ def _parse(data: bytes) -> Tuple[Any, Optional[str]]:
         return json.loads(data), None
     except RecursionError:
         return None, "the request is not valid JSON: nested too deeply"
-    except ValueError as exc:  # includes UnicodeDecodeError
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(exc.doc.rstrip()):
+            return None, "the request is truncated: its JSON ends early (%d bytes read)" % len(data)
+        return None, "the request is not valid JSON: %s" % exc
+    except ValueError as exc:  # UnicodeDecodeError
         return None, "the request is not valid JSON: %s" % exc
 
 
