@@ -1,0 +1,150 @@
+"""The control server going away mid-step: the step's group is killed, the failure policy
+applies, and the host-side journal holds the whole outcome for ``--journal ID``."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import pytest
+from executor_harness import Executor, Running, parse_events, request, step, wait_gone
+
+from host_executor import protocol
+
+
+def _long_sequence(marker: str, rid: str, **kw: Any) -> dict[str, Any]:
+    name, value = marker.split("=", 1)
+    return request(
+        [
+            step("first", "command", argv=["true"]),
+            step("long", "shell", cmd="sleep 300 & sleep 300", env={name: value}),
+            step("never", "command", argv=["true"]),
+        ],
+        rid=rid,
+        **kw,
+    )
+
+
+def _journal(executor: Executor, rid: str) -> list[dict[str, Any]]:
+    out = executor.run(b"", args=["--journal", rid])
+    assert out.rc == 0, out
+    return out.events
+
+
+def _assert_interrupted(events: list[dict[str, Any]], reason: str) -> None:
+    kinds = [e["event"] for e in events]
+    assert kinds[:5] == ["hello", "step_start", "step_end", "step_start", "step_end"], kinds
+    assert kinds[-1] == "done"
+    long_end = events[4]
+    assert long_end["name"] == "long" and long_end["status"] == "failed"
+    assert long_end["msg"].startswith("interrupted: ") and reason in long_end["msg"]
+    done = events[-1]
+    assert done["interrupted"] is True and reason in done["reason"]
+    assert done["status"] == "failed" and done["exit"] == protocol.EXIT_FAILED
+    assert done["counts"] == {"ok": 0, "changed": 1, "failed": 1, "skipped": 0}
+    assert done["not_run"] == 1
+    assert not any(e.get("name") == "never" for e in events)
+
+
+def _start(executor: Executor, doc: dict[str, Any], args: tuple[str, ...] = ()) -> Running:
+    running = executor.start(args)
+    running.send(doc)
+    running.read_until("step_start")
+    start = running.read_until("step_start")
+    assert start["name"] == "long"
+    return running
+
+
+def test_stdout_closed_kills_the_step_and_journals(any_executor: Executor, marker: str) -> None:
+    running = _start(any_executor, _long_sequence(marker, "gone-stdout"), ())
+    assert running.proc.stdout is not None
+    running.proc.stdout.close()  # the channel closed: nobody reads our events any more
+    rc, stderr = running.finish()
+    assert rc == protocol.EXIT_FAILED and "Traceback" not in stderr
+    assert wait_gone(marker) == []
+    _assert_interrupted(_journal(any_executor, "gone-stdout"), "stdout closed")
+
+
+def test_stdin_closed_with_watch_stdin(any_executor: Executor, marker: str) -> None:
+    running = _start(any_executor, _long_sequence(marker, "gone-stdin"), ("--watch-stdin",))
+    assert running.proc.stdin is not None
+    running.proc.stdin.close()
+    done = running.read_until("done")
+    rc, stderr = running.finish()
+    assert rc == protocol.EXIT_FAILED and "Traceback" not in stderr
+    assert wait_gone(marker) == []
+    assert done["reason"] == "stdin closed"
+    _assert_interrupted(running.events, "stdin closed")
+    assert _journal(any_executor, "gone-stdin") == running.events
+
+
+def test_stdin_closed_without_watch_stdin_is_not_gone(executor: Executor) -> None:
+    # The control server's transports send the request and close stdin: that is normal.
+    running = executor.start()
+    running.send(request([step("nap", "command", argv=["sleep", "0.5"])]), close=True)
+    done = running.read_until("done")
+    assert running.finish()[0] == 0
+    assert done["interrupted"] is False and done["status"] == "changed"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_signal_kills_the_step_and_journals(
+    executor: Executor, marker: str, signum: signal.Signals
+) -> None:
+    rid = f"gone-{signum.name}"
+    running = _start(executor, _long_sequence(marker, rid))
+    running.signal(signum)
+    running.read_until("done")
+    rc, stderr = running.finish()
+    assert rc == protocol.EXIT_FAILED and "Traceback" not in stderr
+    assert wait_gone(marker) == []
+    _assert_interrupted(running.events, f"{signum.name} received")
+    assert _journal(executor, rid) == running.events
+
+
+def test_gone_runs_the_rollback(executor: Executor, marker: str, tmp_path: Any) -> None:
+    name, value = marker.split("=", 1)
+    flag = tmp_path / "flag"
+    doc = request(
+        [
+            dict(step("make", "file", path=str(flag), content="x"),
+                 undo={"action": "file", "args": {"path": str(flag), "state": "absent"}}),
+            step("long", "shell", cmd="sleep 300", env={name: value}),
+        ],
+        rid="gone-rollback",
+        on_failure="rollback",
+    )
+    running = executor.start()
+    running.send(doc)
+    running.read_until("step_end")
+    running.read_until("step_start")
+    running.signal(signal.SIGTERM)
+    done = running.read_until("done")
+    running.finish()
+    assert done["rolled_back"] is True
+    kinds = [e["event"] for e in running.events]
+    assert kinds[-5:] == ["rollback_start", "rollback_step_start", "rollback_step_end",
+                          "rollback_end", "done"]
+    assert running.events[-3]["status"] == "changed"
+    assert not flag.exists()
+
+
+def test_journal_list_and_unknown_journal(executor: Executor) -> None:
+    executor.run(request([step("a", "command", argv=["true"])], rid="listed/one"))
+    executor.run(request([step("a", "command", argv=["false"])], rid="listed-two"))
+    out = executor.run(b"", args=["--journal-list"], events=False)
+    assert out.rc == 0
+    entries = {e["id"]: e for e in map(json.loads, out.stdout.splitlines())}
+    assert entries["listed/one"]["status"] == "changed" and entries["listed/one"]["exit"] == 0
+    assert entries["listed-two"]["status"] == "failed" and entries["listed-two"]["exit"] == 1
+    missing = executor.run(b"", args=["--journal", "no-such-request"])
+    assert missing.rc == 2 and missing.one("error")["code"] == "unknown_journal"
+
+
+def test_journal_equals_the_stream(any_executor: Executor) -> None:
+    doc = request([step("a", "command", argv=["echo", "hi"])], rid="same")
+    live = any_executor.run(doc)
+    journaled = any_executor.run(b"", args=["--journal", "same"])
+    assert journaled.events == live.events
+    assert parse_events(journaled.stdout) == live.events
