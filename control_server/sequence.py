@@ -100,6 +100,17 @@ class Sequence:
         """``obj`` (an event, a step, a message) with this sequence's secrets masked."""
         return redact(obj, self.secrets)
 
+    def __repr__(self) -> str:
+        # Sequences end up in logs and tracebacks: the repr never shows a secret.
+        shown = self.redact(
+            {"params": self.params, "lock": self.lock, "steps": self.steps}
+        )
+        return (
+            f"Sequence(template={self.template!r}, host={self.host!r}, "
+            f"on_failure={self.on_failure!r}, lock={shown['lock']!r}, "
+            f"params={shown['params']!r}, steps={shown['steps']!r})"
+        )
+
 
 class _Where:
     """Who to name in a StepError."""

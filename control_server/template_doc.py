@@ -64,7 +64,7 @@ def parse_header(source: str, template: str) -> tuple[str, tuple[ParamSpec, ...]
         return "", ()
     first_line = match.group(1).count("\n") + 1
     try:
-        header = yaml.load(match.group(2), Loader=_Loader)  # noqa: S506 (a safe loader)
+        header = yaml.load(match.group(2), Loader=_Loader)
     except yaml.YAMLError as exc:
         line, problem = _yaml_where(exc, first_line)
         raise TemplateError(f"header is not valid YAML: {problem}", template, line) from None
@@ -165,7 +165,7 @@ class Placeholders:
 
 def _parse_rendered(text: str, ph: Placeholders, template: str, host: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         line, problem = _yaml_where(exc)
         where = ""

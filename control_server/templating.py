@@ -149,6 +149,29 @@ class _FolderLoader(jinja2.BaseLoader):
 class _YamlEnvironment(SandboxedEnvironment):
     concat = staticmethod(_template_concat)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = super()._parse(source, name, filename)
+        # A filter block writes its result without finalize: values would land in the YAML
+        # text. Refuse it; a filter on an expression does the same job safely.
+        for node in tree.find_all(jinja2.nodes.FilterBlock):
+            raise jinja2.TemplateSyntaxError(
+                "{% filter %} blocks are not supported in command templates; "
+                "apply the filter to an expression instead",
+                node.lineno,
+                name,
+                filename,
+            )
+        return tree
+
+    def call(
+        __self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        # {% call x() %} writes x's result straight into the YAML text: only a macro's
+        # result is template text, anything else (a method of a value...) is refused.
+        if "caller" in kwargs and not isinstance(__obj, jinja2.runtime.Macro):
+            raise jinja2.exceptions.SecurityError("{% call %} works with macros only")
+        return super().call(__context, __obj, *args, **kwargs)
+
 
 def _environment(cls: type[SandboxedEnvironment], loader: jinja2.BaseLoader, **options: Any) -> SandboxedEnvironment:
     env = cls(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 from conftest import HOST, WriteTemplate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from control_server.errors import (
+    HostplaneError,
     ParamError,
     StepError,
     TemplateError,
@@ -71,7 +75,7 @@ def test_mandatory_filter(make_lib: WriteTemplate) -> None:
 
 def test_missing_attribute(make_lib: WriteTemplate) -> None:
     lib = _one(make_lib, "steps:\n  - name: '{{ net.bridge }}'\n    facts: {}\n")
-    with pytest.raises(TemplateError, match="line 9: .*has no attribute 'bridge'"):
+    with pytest.raises(TemplateError, match=r"line 9: .*has no attribute 'bridge'"):
         lib.render("t", {"name": "a", "net": {"cidr": "x"}}, HOST)
 
 
@@ -103,7 +107,7 @@ def test_runtime_error_has_line(make_lib: WriteTemplate) -> None:
 
 def test_sandbox_refuses_internals(make_lib: WriteTemplate) -> None:
     lib = _one(make_lib, "steps:\n  - name: \"{{ ''.__class__.__mro__ }}\"\n    facts: {}\n")
-    with pytest.raises(TemplateError, match="line 9: .*unsafe"):
+    with pytest.raises(TemplateError, match=r"line 9: .*unsafe"):
         lib.render("t", {"name": "a"}, HOST)
 
 
@@ -244,10 +248,27 @@ def test_partial_name_outside_partials_refused(make_lib: WriteTemplate, name: st
 
 def test_partial_not_found(make_lib: WriteTemplate) -> None:
     lib = _one(make_lib, "steps:\n  - name: x\n    file: {path: /x, content: \"{{ partial('nope.xml.j2') }}\"}\n")
-    with pytest.raises(TemplateError, match="partial 'nope.xml.j2' not found"):
+    with pytest.raises(TemplateError, match=r"partial 'nope\.xml\.j2' not found"):
         lib.render("t", {"name": "a"}, HOST)
 
 
 def test_missing_templates_folder(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="template folder not found"):
         TemplateLibrary([tmp_path / "nope"])
+
+
+FRAGMENTS = [
+    "steps:\n", "- name: x\n", "  - name: '{{ name }}'\n", "    facts: {}\n", "{% if ", "{% endif %}",
+    "{{ ", " }}", "name", "nope", "| quote", "| ipaddr", "| int", "| b64decode", "[", "]", "{", "}",
+    ":", "'", '"', "\n", "    command: {argv: ", "lock: ", "on_failure: ", "undo: ", "when: ",
+    "{% for x in name %}", "{% endfor %}", "{{ partial('p.xml.j2') }}", "{{ 1/0 }}", "#}", "{#",
+    "&a ", "*a ", "!!binary ", "{% set y %}", "{% endset %}", "{{ y.upper() }}", "timeout: -1\n",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=25))
+def test_any_template_fails_cleanly(make_lib: WriteTemplate, parts: list[str]) -> None:
+    lib = make_lib({"f": "".join(parts)}, {"p.xml.j2": "<p>{{ name }}</p>"})
+    with contextlib.suppress(HostplaneError):
+        lib.render("f", {"name": "a"}, HOST)
