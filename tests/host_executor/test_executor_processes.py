@@ -52,7 +52,7 @@ def test_output_at_the_limit_is_not_truncated(executor: Executor) -> None:
 
 def test_non_utf8_output_arrives_exact(any_executor: Executor) -> None:
     raw = bytes(range(256))
-    cmd = "printf '" + "".join("\\%03o" % b for b in raw) + "'"
+    cmd = "printf '" + "".join(f"\\{b:03o}" for b in raw) + "'"
     out = any_executor.run(request([step("bytes", "shell", cmd=cmd + "; " + cmd + " >&2")]))
     end = out.one("step_end")
     assert protocol.output_bytes(end, "stdout") == raw
