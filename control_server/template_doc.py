@@ -131,6 +131,18 @@ class Placeholders:
             )
         return out
 
+    def resolve_deep(self, obj: Any) -> Any:
+        """``resolve`` on every string inside lists, tuples and mappings too."""
+        if isinstance(obj, str):
+            return self.resolve(obj)
+        if isinstance(obj, list):
+            return [self.resolve_deep(item) for item in obj]
+        if isinstance(obj, tuple):
+            return tuple(self.resolve_deep(item) for item in obj)
+        if isinstance(obj, dict):
+            return {self.resolve_deep(k): self.resolve_deep(v) for k, v in obj.items()}
+        return obj
+
     def _value(self, value: Any) -> Any:
         # A value is returned as it is; only strings made from template text (a filtered
         # macro result, say) can hold tokens, and they become text here, never structure.

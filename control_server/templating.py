@@ -88,7 +88,8 @@ def _resolving(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ph = _CURRENT.get()
         if ph is not None:
-            args = tuple(ph.resolve(a) if isinstance(a, str) else a for a in args)
+            args = tuple(ph.resolve_deep(a) for a in args)
+            kwargs = {k: ph.resolve_deep(v) for k, v in kwargs.items()}
         return fn(*args, **kwargs)
 
     return wrapper
@@ -224,7 +225,7 @@ class _Engine:
         if ph is not None:
             # Template text captured in the outer template still holds tokens: give the
             # partial the real text, which it then escapes like any value.
-            variables = {k: ph.resolve(v) if isinstance(v, str) else v for k, v in variables.items()}
+            variables = {k: ph.resolve_deep(v) for k, v in variables.items()}
         return self._render_partial(name, variables)
 
     @pass_context

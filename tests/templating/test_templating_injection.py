@@ -278,3 +278,22 @@ def test_call_blocks_and_filter_blocks(make_lib: WriteTemplate) -> None:
             lib.render(name, {"value": value}, HOST)
     with pytest.raises(TemplateError, match=re.escape("line 2: syntax error: {% filter %} blocks are not")):
         lib.render("filter", {"value": value}, HOST)
+
+
+def test_captured_text_inside_containers_is_resolved(make_lib: WriteTemplate) -> None:
+    lib = make_lib(
+        {
+            "t": """\
+            {% set c %}say {{ value }}{% endset %}
+            steps:
+              - name: json
+                file: {path: /x, content: {{ {'cmd': [c]} | to_json }}}
+              - name: xml
+                file: {path: /y, content: {{ partial('p.xml.j2', items=[c]) }}}
+            """
+        },
+        {"p.xml.j2": "{% for i in items %}<i>{{ i }}</i>{% endfor %}"},
+    )
+    seq = lib.render("t", {"value": 'a"</i><evil/>'}, HOST)
+    assert seq.steps[0]["args"]["content"] == '{"cmd": ["say a\\"</i><evil/>"]}'
+    assert seq.steps[1]["args"]["content"] == "<i>say a&#34;&lt;/i&gt;&lt;evil/&gt;</i>"
