@@ -66,13 +66,9 @@ def is_ip_address(name: str) -> bool:
     return bool(IPV4.match(name) or IPV6.match(name))
 
 
-# ansible's C.INVALID_VARIABLE_NAMES: a leading digit or non-word, or any non-word char.
+# ansible's C.INVALID_VARIABLE_NAMES: a leading digit or non-word, or any non-word char;
+# ansible only warns about such group names (it could rename them, but not by default).
 _INVALID_GROUP_CHARS = re.compile(r"^[\d\W]|[^\w]")
-
-
-def safe_group_name(name: str) -> str:
-    """The INI reader's group name: every invalid character becomes '_'."""
-    return _INVALID_GROUP_CHARS.sub("_", name)
 
 
 def has_invalid_group_chars(name: str) -> bool:

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from control_server.errors import InventoryError
-from control_server.inventory.addresses import safe_group_name
-from control_server.inventory.model import GraphError, InventoryGraph
+from control_server.inventory.addresses import has_invalid_group_chars
+from control_server.inventory.model import (
+    INVALID_GROUP_CHARS_WARNING,
+    GraphError,
+    InventoryGraph,
+)
 from control_server.inventory.ranges import RangeError, expand_hostpattern
 from control_server.inventory.values import ValueLoadError, parse_ini_value
 
@@ -74,11 +78,13 @@ class IniReader:
         else:
             self._child(line)
 
-    def _section(self, raw_name: str, kind: str | None) -> None:
-        name = safe_group_name(raw_name)
+    def _section(self, name: str, kind: str | None) -> None:
+        # ansible's default (TRANSFORM_INVALID_GROUP_CHARS=never) keeps such names as written.
+        if has_invalid_group_chars(name):
+            self.graph.warn(INVALID_GROUP_CHARS_WARNING)
         state = kind or "hosts"
         if state not in ("hosts", "children", "vars"):
-            raise _LineError(f"Section [{raw_name}:{kind}] has unknown type: {kind}")
+            raise _LineError(f"Section [{name}:{kind}] has unknown type: {kind}")
         self.group, self.state = name, state
         if name not in self.graph.groups:
             # [g:vars] alone does not define g; it must be defined somewhere in this file.

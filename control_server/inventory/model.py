@@ -18,6 +18,10 @@ from control_server.errors import InventoryError
 # the inventory does not define it.
 LOCALHOST_NAMES = ("127.0.0.1", "localhost", "::1")
 
+INVALID_GROUP_CHARS_WARNING = (
+    "Invalid characters were found in group names but not replaced, use -vvvv to see details"
+)
+
 
 class FrozenVars(dict[Any, Any]):
     """A host's merged vars: a dict for json/jinja2, but refusing changes.

@@ -77,7 +77,8 @@ def _coerce_literal(value: Any) -> Any:
     if isinstance(value, complex):
         return str(value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
+        # ansible decodes bytes without marking them trusted, so they print as unsafe.
+        return UnsafeText(value.decode("utf-8", "surrogateescape"))
     return value
 
 

@@ -11,7 +11,11 @@ from typing import Any
 
 from control_server.errors import InventoryError
 from control_server.inventory.addresses import has_invalid_group_chars
-from control_server.inventory.model import GraphError, InventoryGraph
+from control_server.inventory.model import (
+    INVALID_GROUP_CHARS_WARNING,
+    GraphError,
+    InventoryGraph,
+)
 from control_server.inventory.ranges import RangeError, expand_hostpattern
 from control_server.inventory.values import Document
 
@@ -47,10 +51,7 @@ class YamlReader:
         except GraphError as exc:
             raise _YamlError(f"Unable to add group {name}: {exc}", line) from None
         if has_invalid_group_chars(group):
-            self.graph.warn(
-                "Invalid characters were found in group names but not replaced, use -vvvv to "
-                "see details"
-            )
+            self.graph.warn(INVALID_GROUP_CHARS_WARNING)
         if data is None:
             return group
         self._normalise_sections(group, data, line)
