@@ -144,7 +144,8 @@ class Sequence:
         if self.watch.gone:
             reason = "interrupted: %s" % self.watch.reason
         else:
-            reason = "step %d (%s) failed" % (self.failed_at or 0, steps[self.failed_at or 0]["name"])
+            failed = self.failed_at or 0
+            reason = "step %d (%r) failed" % (failed + 1, steps[failed]["name"])
         self.emitter.emit({"event": "rollback_start", "reason": reason, "steps": todo})
         counts = {status: 0 for status in protocol.STATUSES}
         # The controller being gone must not cancel the undo steps themselves.

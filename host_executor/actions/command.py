@@ -110,7 +110,7 @@ def _run(argv: List[str], args: Dict[str, Any], ctx: StepContext) -> StepResult:
     if guarded is not None:
         return guarded
     if ctx.check:
-        return StepResult("changed", msg="would run", data={"argv": argv})
+        return StepResult("changed", msg="would run")
     stdin = args.get("stdin")
     result = run_process(
         argv,
@@ -129,13 +129,12 @@ def _run(argv: List[str], args: Dict[str, Any], ctx: StepContext) -> StepResult:
     if rc not in expected:
         wanted = ", ".join(str(c) for c in expected)
         raise StepFailed(
-            "exited with rc %d (expected %s)" % (rc, wanted), rc=rc, stdout=out, stderr=err,
-            data={"argv": argv},
+            "exited with rc %d (expected %s)" % (rc, wanted), rc=rc, stdout=out, stderr=err
         )
     status = "changed"
     if args.get("changed_when_rc") is not None:
         status = "changed" if rc in _int_list(args["changed_when_rc"], "changed_when_rc") else "ok"
-    return StepResult(status, rc=rc, stdout=out, stderr=err, data={"argv": argv})
+    return StepResult(status, rc=rc, stdout=out, stderr=err)
 
 
 def run_command(args: Dict[str, Any], ctx: StepContext) -> StepResult:

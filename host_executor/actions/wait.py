@@ -113,7 +113,7 @@ def run_wait(args: Dict[str, Any], ctx: StepContext) -> StepResult:
         elapsed = round(time.monotonic() - start, 3)
         info.update(elapsed=elapsed, waited_for=what)
         if met:
-            return StepResult("ok", msg="%s ready after %.1f s" % (what, elapsed), data=info)
+            return StepResult("ok", msg="%s is ready" % what, data=info)
         if ctx.check:
             return StepResult("skipped", msg="would wait for %s (not ready now)" % what, data=info)
         remaining = timeout - (time.monotonic() - start)

@@ -30,7 +30,7 @@ def test_rollback_runs_undos_in_reverse_order(executor: Executor, tmp_path: Path
     assert out.rc == protocol.EXIT_FAILED
     assert log.read_text().split() == ["do-a", "do-b", "do-c", "undo-b", "undo-a"]
     start = out.one("rollback_start")
-    assert start["steps"] == [2, 0] and "step 3 (c) failed" in start["reason"]
+    assert start["steps"] == [2, 0] and "step 4 ('c') failed" in start["reason"]
     assert [e["name"] for e in out.of("rollback_step_end")] == ["b", "a"]
     assert [e["index"] for e in out.of("rollback_step_start")] == [2, 0]
     assert out.one("rollback_end") == {
