@@ -6,11 +6,13 @@ exists. Once stdout is gone (EPIPE), stdout writes are dropped and the journal c
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
-
 from host_executor import protocol
 from host_executor.journal import Journal, write_all
 from host_executor.watch import ControllerWatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, Optional
 
 
 class Emitter:

@@ -15,9 +15,11 @@ A step's own failure never ends the executor: it becomes that step's ``failed`` 
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
-
 from host_executor import protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, Optional
 
 
 class ExecutorError(Exception):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Optional
 
 from host_executor import protocol
 from host_executor.errors import StepFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Optional
 
 DIFF_INPUT_LIMIT = 256 * 1024
 DIFF_OUTPUT_LIMIT = 64 * 1024

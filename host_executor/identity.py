@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
 
 from host_executor import protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Optional
 
 
 def digest_from_name(path: str) -> Optional[str]:

@@ -13,10 +13,13 @@ import contextlib
 import json
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional
 
 from host_executor import paths
 from host_executor.errors import UnknownJournal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, Iterator, List, Optional
 
 MAX_AGE = 7 * 24 * 3600
 SUFFIX = ".jsonl"

@@ -11,11 +11,14 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from typing import Optional
 
 from host_executor import paths
 from host_executor.errors import ControllerGone, LockTimeout
 from host_executor.step import CancelToken
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Optional
 
 DEFAULT_TIMEOUT = 60.0
 _POLL = 0.05

@@ -17,13 +17,16 @@ import contextlib
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
 
 from host_executor import __version__, journal, protocol, request
 from host_executor.emitter import Emitter, write_stdout
 from host_executor.errors import BadRequest, ExecutorError
 from host_executor.identity import executor_digest
 from host_executor.watch import ControllerWatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, List, Optional
 
 USAGE = (
     "usage: python3 -m host_executor [--watch-stdin] < request.json\n"

@@ -20,10 +20,13 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO, Dict, List, Optional
 
 from host_executor.errors import StepFailed
 from host_executor.step import CancelToken
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import IO, Dict, List, Optional
 
 KILL_GRACE = 2.0
 EXIT_GRACE = 0.5

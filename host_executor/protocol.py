@@ -28,7 +28,11 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Dict, List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, List, Optional, Tuple
+    ArgSpec = Tuple[Tuple[str, ...], bool, Optional[Tuple[Any, ...]]]
 
 PROTOCOL_VERSION = 1
 
@@ -119,8 +123,6 @@ _JSON_TYPES = {
     "dict": (dict,),
     "null": (type(None),),
 }
-
-ArgSpec = Tuple[Tuple[str, ...], bool, Optional[Tuple[Any, ...]]]
 
 
 def _a(types: Tuple[str, ...], required: bool = False, choices: Any = None) -> ArgSpec:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
 
 from host_executor import actions, protocol
 from host_executor.errors import BadRequest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, Optional, Tuple
 
 MAX_REQUEST = 64 * 1024 * 1024
 

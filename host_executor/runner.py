@@ -16,13 +16,16 @@ Policy, as built:
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
 
 from host_executor import actions, protocol
 from host_executor.emitter import Emitter
 from host_executor.errors import StepFailed
 from host_executor.step import CancelToken, StepContext, StepResult
 from host_executor.watch import ControllerWatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, List, Optional
 
 
 def _execute(action: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:

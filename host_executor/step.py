@@ -8,7 +8,10 @@ dataclasses: importing ``dataclasses`` costs start-up time on every host, every 
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, Optional
 
 
 class CancelToken:

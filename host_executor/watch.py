@@ -21,9 +21,12 @@ import select
 import signal
 import stat
 import threading
-from typing import Any, List
 
 from host_executor.step import CancelToken
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, List
 
 _HANGUP = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _SIGNALS = ("SIGHUP", "SIGTERM", "SIGINT")

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Optional
 
 _PACKAGE_MARK = os.path.join("host_executor", "__init__.py")
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any, Callable, Dict, Optional
 
 from host_executor import protocol
 from host_executor.errors import StepFailed
 from host_executor.step import StepContext, StepResult
 
-Handler = Callable[[Dict[str, Any], StepContext], StepResult]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Callable, Dict, Optional
+    Handler = Callable[[Dict[str, Any], StepContext], StepResult]
 
 
 class LazyHandler:

@@ -15,12 +15,15 @@ Check mode reports ``changed`` with "would run" and runs nothing.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
 
 from host_executor import protocol
 from host_executor.errors import StepFailed
 from host_executor.proc import ProcResult, run_process
 from host_executor.step import StepContext, StepResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, List, Optional
 
 _UNLESS_OUTPUT = 64 * 1024
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Dict, List
 
 from host_executor import protocol
 from host_executor.step import StepContext, StepResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Callable, Dict, List
 
 # Filesystems that are not storage: kernel interfaces, memory, containers' plumbing.
 PSEUDO_FS = frozenset((

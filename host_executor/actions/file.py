@@ -20,11 +20,14 @@ import base64
 import binascii
 import os
 import stat
-from typing import Any, Dict, List, Optional, Tuple
 
 from host_executor import fsutil, protocol
 from host_executor.errors import StepFailed
 from host_executor.step import StepContext, StepResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Dict, List, Optional, Tuple
 
 
 def check_args(args: Dict[str, Any]) -> None:

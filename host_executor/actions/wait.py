@@ -16,17 +16,20 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
 
 from host_executor import protocol
 from host_executor.errors import StepFailed
 from host_executor.step import StepContext, StepResult
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
+    from typing import Any, Callable, Dict, Optional, Tuple
+    Probe = Callable[[float], Tuple[bool, Dict[str, Any]]]
+
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_INTERVAL = 1.0
 _READ_LIMIT = 16 * 1024 * 1024
 
-Probe = Callable[[float], Tuple[bool, Dict[str, Any]]]
 #: Installed by the libvirt actions: ``LIBVIRT_WAIT(args, ctx) -> StepResult``.
 LIBVIRT_WAIT: Optional[Callable[[Dict[str, Any], StepContext], StepResult]] = None
 

@@ -104,3 +104,39 @@ def test_compiles_and_runs_on_python38(tmp_path: Path, zipapp: Path) -> None:
     assert out.one("hello")["python"].startswith("3.8.")
     bad = executor.run(b"{not json")
     assert bad.rc == 2 and "Traceback" not in bad.stderr
+
+
+_LIST_MODULES = (
+    "import runpy, sys\n"
+    "try:\n"
+    "    runpy.run_module('host_executor', run_name='__main__', alter_sys=True)\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
+)
+
+
+def _imported_modules(stdin: bytes, tmp_path: Path) -> set[str]:
+    """Every module loaded by one run (``-S`` keeps site's own imports out)."""
+    proc = subprocess.run([sys.executable, "-S", "-c", _LIST_MODULES], input=stdin,
+                          capture_output=True, cwd=str(PACKAGE.parent),
+                          env={"HOSTPLANE_CACHE_DIR": str(tmp_path)})
+    assert b'"event":"done"' in proc.stdout, proc.stdout + proc.stderr
+    return set(proc.stderr.decode().split())
+
+
+def test_start_up_imports_stay_small(tmp_path: Path) -> None:
+    # Start-up time is paid on every host for every sequence: keep heavy modules out.
+    names = _imported_modules(b'{"protocol": 1, "id": "x", "steps": []}', tmp_path)
+    assert "host_executor.main" in names
+    heavy = {"typing", "subprocess", "dataclasses", "argparse", "zipfile", "tempfile",
+             "shutil", "difflib", "platform", "socket", "inspect", "logging", "traceback"}
+    assert not names & heavy, names & heavy
+    assert not any(n.startswith("host_executor.actions.") for n in names)
+
+
+def test_actions_import_only_what_they_use(tmp_path: Path) -> None:
+    req = b'{"protocol": 1, "id": "x", "steps": [{"name": "f", "action": "facts", "args": {"gather": ["kvm"]}}]}'
+    names = _imported_modules(req, tmp_path)
+    assert "host_executor.actions.facts" in names
+    assert "host_executor.actions.command" not in names and "subprocess" not in names
