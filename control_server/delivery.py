@@ -33,10 +33,11 @@ class SequenceOutcome:
 
     @property
     def done(self) -> dict[str, Any] | None:
-        for event in reversed(self.events):
+        done: dict[str, Any] | None = None
+        for event in self.events:
             if event.get("event") == "done":
-                return event
-        return None
+                done = event
+        return done
 
 
 class _LineParser:

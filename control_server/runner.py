@@ -93,10 +93,7 @@ def batches(count: int, serial: str | None) -> list[int]:
         return [count]
     text = serial.strip()
     try:
-        if text.endswith("%"):
-            size = math.floor(count * float(text[:-1]) / 100)
-        else:
-            size = int(text)
+        size = math.floor(count * float(text[:-1]) / 100) if text.endswith("%") else int(text)
     except ValueError:
         raise InputError(f"--serial {serial!r}: expected a number of hosts or a percentage") from None
     size = max(1, min(count, size))
@@ -162,6 +159,9 @@ class _HostRun:
             return self._finish(HOST_FAILED, start, error=exc.reason, error_kind="executor")
         except TransportError as exc:
             return await self._recover(exc, start)
+        if outcome.exit_status is None and outcome.done is None:
+            lost = TransportError("connection lost before the sequence ended", self.plan.host)
+            return await self._recover(lost, start)
         return self._from_outcome(outcome, start)
 
     async def _sequence(self) -> SequenceOutcome:

@@ -34,6 +34,34 @@ class TransportSettings:
     extra_known_hosts: tuple[Path, ...] = field(default=())
 
 
+class LineSplitter:
+    """Reassembles stdout chunks into whole lines, however long: an event line carrying a
+    capped 1 MiB of output may be several MiB of JSON, and must arrive whole."""
+
+    def __init__(self, on_line: LineHandler) -> None:
+        self.on_line = on_line
+        self._parts: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> None:
+        while chunk:
+            head, sep, chunk = chunk.partition(b"\n")
+            self._parts.append(head)
+            if not sep:
+                return
+            line = b"".join(self._parts) + b"\n"
+            self._parts = []
+            self.on_line(line)
+
+    def close(self) -> None:
+        if self._parts:
+            line, self._parts = b"".join(self._parts), []
+            if line:
+                self.on_line(line)
+
+
+READ_CHUNK = 1 << 16
+
+
 @dataclass(frozen=True)
 class ChannelResult:
     exit_status: int | None  # None when the channel died without a status

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from control_server.transport.base import ChannelResult, LineHandler, Transport
+from control_server.transport.base import (
+    READ_CHUNK,
+    ChannelResult,
+    LineHandler,
+    LineSplitter,
+    Transport,
+)
 
 
 class LocalTransport(Transport):
@@ -23,7 +29,6 @@ class LocalTransport(Transport):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            limit=1 << 24,
         )
         assert proc.stdin and proc.stdout and proc.stderr
         stderr_task = asyncio.ensure_future(proc.stderr.read())
@@ -34,8 +39,10 @@ class LocalTransport(Transport):
                 proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the command exited without reading its input (e.g. executor missing)
-            while line := await proc.stdout.readline():
-                on_line(line)
+            splitter = LineSplitter(on_line)
+            while chunk := await proc.stdout.read(READ_CHUNK):
+                splitter.feed(chunk)
+            splitter.close()
             status = await proc.wait()
         except asyncio.CancelledError:
             # Closing our ends is what the executor watches for: it then kills its step.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from control_server.inventory import ConnectionTarget
 from control_server.transport.base import (
     ChannelResult,
     LineHandler,
+    LineSplitter,
     Transport,
     TransportSettings,
 )
@@ -88,7 +88,7 @@ class ParamikoTransport(Transport):
             hostname=cfg.get("hostname", t.address),
             port=t.port or int(cfg.get("port", 22)),
             username=t.user or cfg.get("user") or None,
-            key_filename=key_files or None,
+            key_filename=key_files or None,  # type: ignore[arg-type]  # str | list[str] works
             timeout=self.settings.connect_timeout,
             banner_timeout=self.settings.connect_timeout,
             auth_timeout=self.settings.connect_timeout,
@@ -110,7 +110,7 @@ class ParamikoTransport(Transport):
             ) from None
         except paramiko.AuthenticationException as exc:
             raise AuthError(f"authentication failed: {exc}", host) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ConnectError(
                 f"connect timed out after {self.settings.connect_timeout:g} s", host
             ) from None
@@ -131,7 +131,12 @@ class ParamikoTransport(Transport):
 
     async def connect(self) -> None:
         if self._client is None:
-            self._client = await self._limiter.run(self._attempt)
+            try:
+                self._client = await self._limiter.run(self._attempt)
+            except Retryable as exc:
+                raise ConnectError(
+                    f"{exc} (gave up after {self._limiter.retries} retries)", self.target.host
+                ) from None
 
     async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
         if self._client is None:
@@ -150,21 +155,23 @@ class ParamikoTransport(Transport):
             chan = transport.open_session()
             try:
                 chan.exec_command(command)
-                chan.sendall(stdin)
-                chan.shutdown_write()
-                buf = b""
+                try:
+                    chan.sendall(stdin)
+                    chan.shutdown_write()
+                except OSError:
+                    pass  # the command exited without reading its input (executor missing)
+                def hand_over(line: bytes) -> None:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+
+                splitter = LineSplitter(hand_over)
                 while not stop.is_set():
                     if chan.recv_stderr_ready():
                         stderr.extend(chan.recv_stderr(_CHUNK))
                     data = chan.recv(_CHUNK)
                     if not data:
                         break
-                    buf += data
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        loop.call_soon_threadsafe(queue.put_nowait, line + b"\n")
-                if buf:
-                    loop.call_soon_threadsafe(queue.put_nowait, buf)
+                    splitter.feed(data)
+                splitter.close()
                 status = chan.recv_exit_status()
                 while chan.recv_stderr_ready():
                     stderr.extend(chan.recv_stderr(_CHUNK))

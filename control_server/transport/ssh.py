@@ -8,6 +8,7 @@ that imports asyncssh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -18,8 +19,10 @@ import asyncssh
 from control_server.errors import AuthError, ConnectError, HostKeyError, TransportError
 from control_server.inventory import ConnectionTarget
 from control_server.transport.base import (
+    READ_CHUNK,
     ChannelResult,
     LineHandler,
+    LineSplitter,
     Transport,
     TransportSettings,
 )
@@ -101,7 +104,12 @@ class AsyncSSHTransport(Transport):
                     self.target.host,
                 )
             opts["known_hosts"] = str(self.known_hosts)
-        self._conn = await self._limiter.run(lambda: self._handshake(opts))
+        try:
+            self._conn = await self._limiter.run(lambda: self._handshake(opts))
+        except Retryable as exc:
+            raise ConnectError(
+                f"{exc} (gave up after {self._limiter.retries} retries)", self.target.host
+            ) from None
         if learn:
             self._learn_host_key()
 
@@ -119,7 +127,7 @@ class AsyncSSHTransport(Transport):
             raise Retryable(f"connection dropped during handshake: {exc}") from exc
         except asyncssh.DisconnectError as exc:
             raise ConnectError(f"disconnected during handshake: {exc.reason}", host) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise ConnectError(
                 f"connect timed out after {self.settings.connect_timeout:g} s "
                 f"({self.target.address}:{self.target.port or 22})",
@@ -174,10 +182,15 @@ class AsyncSSHTransport(Transport):
             raise TransportError(f"cannot open a channel: {exc}", self.target.host) from None
         stderr_task = asyncio.ensure_future(proc.stderr.read())
         try:
-            proc.stdin.write(stdin)
-            proc.stdin.write_eof()
-            async for line in proc.stdout:
-                on_line(line)
+            try:
+                proc.stdin.write(stdin)
+                proc.stdin.write_eof()
+            except (asyncssh.Error, BrokenPipeError, ConnectionResetError):
+                pass  # the command exited without reading its input (executor missing)
+            splitter = LineSplitter(on_line)
+            while chunk := await proc.stdout.read(READ_CHUNK):
+                splitter.feed(chunk)
+            splitter.close()
             completed = await proc.wait()
         except asyncio.CancelledError:
             proc.close()  # closing the channel is the executor's "controller gone" signal
@@ -194,10 +207,8 @@ class AsyncSSHTransport(Transport):
     async def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-            try:
+            with contextlib.suppress(asyncssh.Error, OSError):
                 await self._conn.wait_closed()
-            except (asyncssh.Error, OSError):
-                pass
             self._conn = None
 
     def abort(self) -> None:
