@@ -8,6 +8,8 @@ Everything is rendered and validated for every host before anything is sent.
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -88,9 +90,12 @@ def plan_hosts(
         )
         target = connection_target(host)
         become = target.become if config.become is None else config.become
+        python = target.python
+        if target.connection == "local" and "ansible_python_interpreter" not in host.vars:
+            python = sys.executable  # known present, and no shim or PATH lookup on the way
         delivery = Delivery(
             bundle,
-            python=target.python,
+            python=python,
             become=become,
             become_user=target.become_user,
         )
@@ -104,7 +109,7 @@ def plan_hosts(
 def describe(task: Task) -> str:
     if isinstance(task, TemplateTask):
         return task.name
-    return " ".join(task.argv)
+    return task.argv[0] if task.shell else shlex.join(task.argv)
 
 
 async def execute_plans(

@@ -35,10 +35,12 @@ MAX_RUNNING_SHOWN = 12
 
 class ConsoleSink:
     def __init__(self, file: IO[str] | None = None, live: bool | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, show_output: bool = False) -> None:
         self.console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
         self.live_enabled = self.console.is_terminal if live is None else live
         self.verbose = verbose
+        self.show_output = show_output  # `exec`: print each host's output, as `ansible -a`
+        self._outputs: dict[str, list[dict[str, Any]]] = {}
         self._live: Live | None = None
         self._total = 0
         self._running: dict[str, str] = {}
@@ -77,8 +79,11 @@ class ConsoleSink:
             self._running[event.host] = f"{ev.get('index', 0) + 1}: {ev.get('name')}"
         elif ev.get("event") == "rollback_start":
             self._running[event.host] = "rolling back"
-        if self.verbose and ev.get("event") == "step_end":
-            self._print_step(event.host, ev)
+        if ev.get("event") == "step_end":
+            if self.show_output:
+                self._outputs.setdefault(event.host, []).append(ev)
+            if self.verbose:
+                self._print_step(event.host, ev)
 
     def _print_step(self, host: str, ev: dict[str, Any]) -> None:
         status = str(ev.get("status"))
@@ -88,10 +93,26 @@ class ConsoleSink:
         line.append(f" {ev.get('name')} ({ev.get('duration', 0):.2f}s)")
         self.console.print(line)
 
+    def _print_output(self, event: HostFinished) -> None:
+        for ev in self._outputs.pop(event.host, []):
+            status = str(ev.get("status")).upper()
+            line = Text(f"{event.host} | ")
+            line.append(status, style={"OK": "green", "CHANGED": "yellow"}.get(status, "red"))
+            line.append(f" | rc={ev.get('rc')} >>")
+            self.console.print(line)
+            for stream in ("stdout", "stderr"):
+                text = str(ev.get(stream) or "").rstrip("\n")
+                if text:
+                    self.console.print(Text(text, style="" if stream == "stdout" else "dim"))
+                if ev.get(f"{stream}_truncated"):
+                    self.console.print(Text(f"[{stream} truncated]", style="dim"))
+
     def _on_host_end(self, event: HostFinished) -> None:
         self._running.pop(event.host, None)
         self._finished.append(event)
-        if self._live is None:
+        if self.show_output:
+            self._print_output(event)
+        if self._live is None and not (self.show_output and event.status != HOST_UNREACHABLE):
             c = event.counts
             line = Text(f"{event.host} ")
             line.append(event.status.upper(), style=_STYLE.get(event.status, ""))

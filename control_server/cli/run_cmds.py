@@ -98,10 +98,10 @@ def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.Ru
     )
 
 
-def _sinks(as_json: bool, verbose: bool) -> list[Sink]:
+def _sinks(as_json: bool, verbose: bool, show_output: bool) -> list[Sink]:
     if as_json:
         return [JsonLinesSink(sys.stdout)]
-    return [ConsoleSink(verbose=verbose)]
+    return [ConsoleSink(verbose=verbose, show_output=show_output)]
 
 
 def _finish(result: RunResult, retry_file: Path | None) -> None:
@@ -119,7 +119,7 @@ def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
     hosts = inv.hosts(pattern, config.limit)
     warn(inv.warnings)
     plans = api.plan_hosts(hosts, task, evars, config)
-    sinks = _sinks(kw["as_json"], kw["verbose"])
+    sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
     result = asyncio.run(api.execute_plans(plans, config, sinks, api.describe(task)))
     _finish(result, kw["retry_file"])
 
