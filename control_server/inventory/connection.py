@@ -99,7 +99,7 @@ def _port(host: Host, value: Any) -> int | None:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
         port = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _error(host, "ansible_port", f"must be a port number, got {value!r}") from None
     if not 0 < port < 65536:
         raise _error(host, "ansible_port", f"must be between 1 and 65535, got {port}")
