@@ -1,19 +1,18 @@
-"""Fixtures for the template tests: the shipped library and throwaway template folders."""
+"""Fixtures for the template tests: the shipped library and throwaway template folders.
+
+Shared constants live in ``templating_helpers`` (tests import that, never ``conftest``,
+whose module name other test folders share).
+"""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from templating_helpers import WriteTemplate
 
 from control_server.templating import TemplateLibrary
-
-HOST = "hv1"
-HOST_VARS = {"ansible_host": "10.0.0.11", "rack": "r3"}
-
-WriteTemplate = Callable[..., TemplateLibrary]
 
 
 @pytest.fixture(scope="session")

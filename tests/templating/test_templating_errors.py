@@ -6,9 +6,9 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from conftest import HOST, WriteTemplate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from templating_helpers import HOST, WriteTemplate
 
 from control_server.errors import (
     HostplaneError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import HOST, WriteTemplate
+from templating_helpers import HOST, WriteTemplate
 
 from control_server.errors import ExtraVarsError
 from control_server.extra_vars import merge_vars, parse_extra_vars

@@ -9,9 +9,9 @@ import base64
 import re
 
 import pytest
-from conftest import HOST, WriteTemplate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from templating_helpers import HOST, WriteTemplate
 
 from control_server.errors import HostplaneError, TemplateError
 from control_server.params import MASK

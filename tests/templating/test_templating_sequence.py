@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import HOST, WriteTemplate
+from templating_helpers import HOST, WriteTemplate
 
 from control_server.errors import StepError
 from control_server.sequence import Sequence, adhoc_sequence, build_request, redact

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOST, HOST_VARS
+from templating_helpers import HOST, HOST_VARS
 
 from control_server.sequence import build_request
 from control_server.templating import TemplateLibrary
