@@ -9,8 +9,9 @@ here and on every host. The digest is also embedded as ``_digest.txt`` (not part
 digest), which is how the executor reports it in ``hello``.
 
 On a host, the zipapp lives in a 0700 cache folder (default ``$HOME/.cache/hostplane``,
-expanded by the remote shell). ``launcher_command`` runs it if present, else prints
-``protocol.MISSING_MARKER`` and exits ``protocol.EXIT_MISSING`` without reading stdin;
+expanded by the remote shell). ``launcher_command`` runs it if present (with
+``HOSTPLANE_CACHE_DIR`` set to that folder, so journals and locks live beside it), else
+prints ``protocol.MISSING_MARKER`` and exits ``protocol.EXIT_MISSING`` without reading stdin;
 ``upload_command`` writes stdin to it atomically.
 """
 
@@ -41,8 +42,9 @@ _DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
 _PREFIX = protocol.EXECUTOR_NAME_PREFIX
 _SUFFIX = protocol.EXECUTOR_NAME_SUFFIX
 _LAUNCH_SCRIPT = (
-    f'f="$1/{_PREFIX}$3{_SUFFIX}"; p="$2"; shift 3; '
-    'if [ -f "$f" ]; then exec "$p" "$f" "$@"; fi; '
+    f'd="$1"; f="$1/{_PREFIX}$3{_SUFFIX}"; p="$2"; shift 3; '
+    'if [ -f "$f" ]; then HOSTPLANE_CACHE_DIR="$d"; export HOSTPLANE_CACHE_DIR; '
+    'exec "$p" "$f" "$@"; fi; '
     f"echo {protocol.MISSING_MARKER}; exit {protocol.EXIT_MISSING}"
 )
 _UPLOAD_SCRIPT = (

@@ -147,6 +147,11 @@ def test_launcher_passes_extra_args_verbatim(tmp_path: Path) -> None:
     error = protocol.decode_event(ran.stdout.splitlines()[-1])
     assert "id with 'quotes' $HOME" in error["message"]
     assert b"pwned" not in ran.stdout + ran.stderr
+    # The executor keeps its state in the launcher's folder, not in ~/.cache.
+    ok = _sh(executor_bundle.launcher_command(remote, sys.executable, bundle.digest, []), home,
+             json.dumps(request([], rid="in-remote")).encode())
+    assert ok.returncode == 0, ok.stderr
+    assert (Path(remote) / "journal" / "in-remote.jsonl").is_file()
 
 
 def test_upload_failure_leaves_no_temp_file(tmp_path: Path) -> None:
