@@ -104,6 +104,11 @@ def _check_steps(req: Dict[str, Any]) -> None:
             exc.step_index = index
             exc.step_name = step.get("name")
             raise
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # A shape no check foresaw: still a bad request (exit 2), never a crash.
+            raise protocol.ProtocolError(
+                "invalid arguments (%s: %s)" % (type(exc).__name__, exc), "args", index, step.get("name")
+            ) from None
 
 
 def validate(doc: Any) -> Dict[str, Any]:

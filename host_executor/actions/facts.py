@@ -160,7 +160,7 @@ GROUPS: Dict[str, Callable[[], Any]] = {
 
 def check_args(args: Dict[str, Any]) -> None:
     for name in args.get("gather") or []:
-        if name not in GROUPS:
+        if not isinstance(name, str) or name not in GROUPS:
             raise protocol.ProtocolError(
                 "unknown facts group %r (known: %s)" % (name, ", ".join(sorted(GROUPS))), "gather"
             )

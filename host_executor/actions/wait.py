@@ -43,7 +43,7 @@ def check_args(args: Dict[str, Any]) -> None:
             raise protocol.ProtocolError("pattern needs path (the file to search)", "pattern")
         try:
             re.compile(args["pattern"])
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise protocol.ProtocolError("not a valid regular expression: %s" % exc, "pattern") from None
     port = args.get("port")
     if port is not None and not 0 < port < 65536:

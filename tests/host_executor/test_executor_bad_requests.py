@@ -49,6 +49,8 @@ BAD_INPUTS = {
     "content and content_b64": _doc(steps=[step("a", "file", path="/tmp/x", content="a", content_b64="YQ==")]),
     "bad base64": _doc(steps=[step("a", "file", path="/tmp/x", content_b64="###")]),
     "bad regex": _doc(steps=[step("a", "wait", path="/tmp/x", pattern="(")]),
+    "regex too deep": _doc(steps=[step("a", "wait", path="/tmp/x", pattern="(" * 2000 + ")" * 2000)]),
+    "regex too large": _doc(steps=[step("a", "wait", path="/tmp/x", pattern="a{4294967296}")]),
     "wait on nothing": _doc(steps=[step("a", "wait", timeout=1)]),
     "bad undo": _doc(steps=[dict(step("a", "command", argv=["true"]), undo={"action": "command", "args": {}})]),
     "unknown facts group": _doc(steps=[step("a", "facts", gather=["gpu"])]),
