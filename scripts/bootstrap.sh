@@ -14,8 +14,8 @@ done
 if ((${#missing[@]})); then
     echo "bootstrap: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
@@ -23,5 +23,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${HOSTPLANE_EXTRAS:-dev}]"
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${HOSTPLANE_EXTRAS:-dev}]" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "bootstrap: pip install failed" >&2; exit 1
+fi
+rm -f "$log"
 echo "bootstrap: ready ($(.venv/bin/hostplane --version))"
