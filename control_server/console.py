@@ -36,11 +36,16 @@ MAX_RUNNING_SHOWN = 12
 class ConsoleSink:
     def __init__(self, file: IO[str] | None = None, live: bool | None = None,
                  verbose: bool = False, show_output: bool = False) -> None:
-        self.console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
+        out = file or sys.stdout
+        self.console = Console(file=out, highlight=False, soft_wrap=False)
+        if not self.console.is_terminal:
+            # Logs and pipes have no width; rich's 80 columns would fold every table.
+            self.console = Console(file=out, highlight=False, soft_wrap=False, width=160)
         self.live_enabled = self.console.is_terminal if live is None else live
         self.verbose = verbose
         self.show_output = show_output  # `exec`: print each host's output, as `ansible -a`
         self._outputs: dict[str, list[dict[str, Any]]] = {}
+        self._facts: dict[str, dict[str, Any]] = {}
         self._live: Live | None = None
         self._total = 0
         self._running: dict[str, str] = {}
@@ -80,6 +85,8 @@ class ConsoleSink:
         elif ev.get("event") == "rollback_start":
             self._running[event.host] = "rolling back"
         if ev.get("event") == "step_end":
+            if ev.get("action") == "facts" and isinstance(ev.get("data"), dict):
+                self._facts[event.host] = ev["data"]
             if self.show_output:
                 self._outputs.setdefault(event.host, []).append(ev)
             if self.verbose:
@@ -126,6 +133,8 @@ class ConsoleSink:
         if self._live is not None:
             self._live.stop()
             self._live = None
+        if self._facts:
+            self.console.print(facts_table(self._facts))
         self.console.print(recap_table(event))
         for detail in failure_details(event):
             self.console.print(detail)
@@ -180,3 +189,46 @@ def failure_details(event: RunFinished) -> list[Text]:
                     text.append("\n    " + "\n    ".join(stderr.splitlines()[-20:]), style="dim")
                 out.append(text)
     return out
+
+
+def _gib(value: Any) -> str:
+    return f"{value / 2**30:.1f}" if isinstance(value, int | float) else "?"
+
+
+def _root_disk(disks: Any) -> str:
+    for disk in disks if isinstance(disks, list) else []:
+        if isinstance(disk, dict) and disk.get("mount") == "/":
+            return f"{_gib(disk.get('available'))} GiB free"
+    return "?"
+
+
+def _virt(data: dict[str, Any]) -> tuple[str, str]:
+    kvm = data.get("kvm") if isinstance(data.get("kvm"), dict) else {}
+    kvm_text = "usable" if kvm.get("usable") else ("present" if kvm.get("present") else "no")
+    lv = data.get("libvirt") if isinstance(data.get("libvirt"), dict) else {}
+    if not lv.get("available"):
+        return kvm_text, "no"
+    version = lv.get("version") or lv.get("libvirt_version") or "yes"
+    qemu = lv.get("qemu_version")
+    return kvm_text, f"{version}" + (f" / qemu {qemu}" if qemu else "")
+
+
+def facts_table(facts: dict[str, dict[str, Any]]) -> Table:
+    """One row per host of what ``facts`` found: what a person checks before placing VMs."""
+    table = Table(title="Facts", title_justify="left", show_edge=False)
+    for col in ("host", "os", "kernel", "cpus", "mem GiB avail/total", "disk /",
+                "python", "kvm", "libvirt"):
+        table.add_column(col)
+    for host, data in facts.items():
+        os_info = data.get("os") if isinstance(data.get("os"), dict) else {}
+        kernel = data.get("kernel") if isinstance(data.get("kernel"), dict) else {}
+        cpu = data.get("cpu") if isinstance(data.get("cpu"), dict) else {}
+        mem = data.get("memory") if isinstance(data.get("memory"), dict) else {}
+        py = data.get("python") if isinstance(data.get("python"), dict) else {}
+        kvm, libvirt = _virt(data)
+        table.add_row(
+            host, f"{os_info.get('id', '?')} {os_info.get('version_id', '')}".strip(), str(kernel.get("release", "?")),
+            str(cpu.get("count", "?")), f"{_gib(mem.get('available'))}/{_gib(mem.get('total'))}",
+            _root_disk(data.get("disks")), str(py.get("version", "?")), kvm, libvirt,
+        )
+    return table
