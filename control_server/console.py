@@ -202,10 +202,15 @@ def _root_disk(disks: Any) -> str:
     return "?"
 
 
+def _sub(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _virt(data: dict[str, Any]) -> tuple[str, str]:
-    kvm = data.get("kvm") if isinstance(data.get("kvm"), dict) else {}
+    kvm = _sub(data, "kvm")
     kvm_text = "usable" if kvm.get("usable") else ("present" if kvm.get("present") else "no")
-    lv = data.get("libvirt") if isinstance(data.get("libvirt"), dict) else {}
+    lv = _sub(data, "libvirt")
     if not lv.get("available"):
         return kvm_text, "no"
     version = lv.get("version") or lv.get("libvirt_version") or "yes"
@@ -220,11 +225,11 @@ def facts_table(facts: dict[str, dict[str, Any]]) -> Table:
                 "python", "kvm", "libvirt"):
         table.add_column(col)
     for host, data in facts.items():
-        os_info = data.get("os") if isinstance(data.get("os"), dict) else {}
-        kernel = data.get("kernel") if isinstance(data.get("kernel"), dict) else {}
-        cpu = data.get("cpu") if isinstance(data.get("cpu"), dict) else {}
-        mem = data.get("memory") if isinstance(data.get("memory"), dict) else {}
-        py = data.get("python") if isinstance(data.get("python"), dict) else {}
+        os_info = _sub(data, "os")
+        kernel = _sub(data, "kernel")
+        cpu = _sub(data, "cpu")
+        mem = _sub(data, "memory")
+        py = _sub(data, "python")
         kvm, libvirt = _virt(data)
         table.add_row(
             host, f"{os_info.get('id', '?')} {os_info.get('version_id', '')}".strip(), str(kernel.get("release", "?")),
