@@ -245,3 +245,58 @@ def test_cut_connection_leaves_a_journal_that_is_read_back(lab: Lab) -> None:
     rid = plan.request["id"]
     journal = asyncio.run(api.fetch_journal(inv.host(host), rid))
     assert journal[-1]["event"] == "done"
+
+
+def test_become_runs_the_executor_through_sudo(lab: Lab, tools: Any) -> None:
+    proc = tools.hostplane("exec", "-i", str(lab.inventory), lab.hosts[0].name, "--json",
+                           "--become", "--", "id", "-u")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ends = [json.loads(line)["event"] for line in proc.stdout.splitlines()
+            if '"step_end"' in line]
+    assert ends[0]["stdout"] == "0\n"
+
+
+def test_paramiko_transport_runs_the_same_sequence(lab: Lab, templates: Path, tools: Any) -> None:
+    marker = uuid.uuid4().hex[:8]
+    proc = tools.hostplane("run", "-i", str(lab.inventory), "--templates", str(templates),
+                           "all", "ten_steps", "-e", f"marker={marker}", "--transport",
+                           "paramiko", "--json")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    end = json.loads(proc.stdout.splitlines()[-1])
+    assert [h["counts"]["changed"] for h in end["hosts"]] == [6, 6, 6]
+
+
+def test_accept_new_learns_keys_and_strict_refuses_unknown(lab: Lab, tmp_path: Path,
+                                                            tools: Any) -> None:
+    known = tmp_path / "known_hosts"
+    inv = tmp_path / "hosts.ini"
+    host = lab.hosts[0]
+    inv.write_text(f"{host.name} ansible_host={host.address} ansible_user=hostplane "
+                   f"ansible_ssh_private_key_file={lab.key}\n")
+    known.write_text("")
+    strict = tools.hostplane("exec", "-i", str(inv), "all", "--known-hosts", str(known), "--",
+                             "true")
+    assert strict.returncode == 4
+    assert "host key unknown" in strict.stdout
+    learn = tools.hostplane("exec", "-i", str(inv), "all", "--known-hosts", str(known),
+                            "--host-key-checking", "accept-new", "--", "true")
+    assert learn.returncode == 0, learn.stdout + learn.stderr
+    assert host.address in known.read_text()
+    again = tools.hostplane("exec", "-i", str(inv), "all", "--known-hosts", str(known), "--",
+                            "true")
+    assert again.returncode == 0
+    off = tools.hostplane("exec", "-i", str(inv), "all", "--known-hosts", str(tmp_path / "x"),
+                          "--host-key-checking", "off", "--", "true")
+    assert off.returncode == 0 and "NOT verified" in off.stderr
+
+
+def test_results_fetch_cli_reads_a_journal(lab: Lab, tools: Any) -> None:
+    host = lab.hosts[2].name
+    proc = tools.hostplane("exec", "-i", str(lab.inventory), host, "--json", "--", "echo", "kept")
+    hello = next(json.loads(line)["event"] for line in proc.stdout.splitlines()
+                 if '"hello"' in line)
+    fetched = tools.hostplane("results", "fetch", "-i", str(lab.inventory), host, hello["id"])
+    assert fetched.returncode == 0, fetched.stderr
+    events = [json.loads(line) for line in fetched.stdout.splitlines()]
+    assert events[-1]["event"] == "done"
+    assert any(e.get("stdout") == "kept\n" for e in events)
