@@ -1,0 +1,73 @@
+"""Opening the database: the default SQLite file, its pragmas, and write transactions.
+
+SQLite runs in WAL mode (readers never block the writer, and a commit is an append to the
+WAL), ``synchronous=NORMAL`` (a commit is not fsync'd: it survives the process being
+killed, SIGKILL included, and only an OS crash or power loss can take the last commits),
+and a busy timeout so several processes (a run, ``jobs events --follow``, ``serve``) share
+the file. Write transactions start with ``BEGIN IMMEDIATE``: taking the write lock up front
+means a reader turned writer never fails with SQLITE_BUSY half way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+
+ENV_DB = "HOSTPLANE_DB"
+BUSY_TIMEOUT_MS = 30_000
+WRITE = "hostplane_write"  # execution option: this connection's transaction will write
+
+
+def state_dir() -> Path:
+    """``$XDG_STATE_HOME/hostplane`` (``~/.local/state/hostplane`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "state")
+    return Path(base) / "hostplane"
+
+
+def default_url() -> str:
+    """``$HOSTPLANE_DB``, else the SQLite file under the user's state directory."""
+    configured = os.environ.get(ENV_DB)
+    if configured:
+        return configured
+    return f"sqlite:///{state_dir() / 'hostplane.db'}"
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own implicit BEGIN is turned off: SQLAlchemy's "begin" event emits ours.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        f"busy_timeout={BUSY_TIMEOUT_MS}",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    writing = conn.get_execution_options().get(WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; for a SQLite file, its folder is created (private)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        folder = Path(database).expanduser().parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+    # The pool keeps connections open: per-event commits must not reconnect each time.
+    engine = create_engine(url)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
