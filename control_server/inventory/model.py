@@ -318,12 +318,16 @@ class InventoryGraph:
                     all_group.add_child(group)
         except _GraphError as exc:
             raise InventoryError(str(exc)) from None
-        for host in self.hosts.values():
+        for host in list(self.hosts.values()):
             if ungrouped in host.groups:
                 if any(g is not all_group and g is not ungrouped for g in host.groups):
                     ungrouped.remove_host(host)
             elif not host.implicit and all(g is all_group for g in host.groups):
-                ungrouped.add_host(host)
+                # By name, like ansible: a group of the same name goes under 'ungrouped'.
+                try:
+                    self.add_child("ungrouped", host.name)
+                except _GraphError as exc:
+                    raise InventoryError(str(exc)) from None
         for name in self.groups:
             if name in self.hosts:
                 self.warn(f"Found both group and host with same name: {name}")

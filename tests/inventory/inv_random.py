@@ -52,7 +52,7 @@ def random_ini(rng: random.Random, defined: list[str]) -> str:
     for _ in range(rng.randint(1, 7)):
         group = rng.choice([*GROUPS, "all", "ungrouped"])
         kind = rng.choice(["", "", ":vars", ":children"])
-        if kind == ":children" or (kind == ":vars" and rng.random() < 0.7):
+        if kind == ":children" or (kind == ":vars" and rng.random() < 0.95):
             # Keep most files valid: define the group first.
             lines.append(f"[{group}]")
             defined.append(group)
@@ -60,33 +60,39 @@ def random_ini(rng: random.Random, defined: list[str]) -> str:
             defined.append(group)
         lines.append(f"[{group}{kind}]")
         for _ in range(rng.randint(0, 4)):
-            lines.append(_ini_line(rng, kind, defined))
+            lines.append(_ini_line(rng, kind, group, defined))
         if rng.random() < 0.2:
             lines.append(rng.choice(["# comment", "; comment", ""]))
     return "\n".join(lines) + "\n"
 
 
-def _ini_line(rng: random.Random, kind: str, defined: list[str]) -> str:
+def _ini_line(rng: random.Random, kind: str, group: str, defined: list[str]) -> str:
     if kind == ":vars":
         name = rng.choice([*VAR_NAMES, "ansible_group_priority"])
         if name == "ansible_group_priority":
             return f"{name}={rng.randint(0, 20)}"
         return f"{name}={rng.choice(INI_VALUES)}"
     if kind == ":children":
-        return rng.choice(defined) if defined and rng.random() < 0.9 else rng.choice(GROUPS)
+        children = [g for g in defined if g not in (group, "all")]
+        return rng.choice(children) if children and rng.random() < 0.97 else rng.choice(GROUPS)
     entry = rng.choice(HOST_ENTRIES)
-    pairs = [f"{rng.choice(VAR_NAMES)}={rng.choice(INI_VALUES)}" for _ in range(rng.randint(0, 3))]
+    values = [v.replace(", ", ",") for v in INI_VALUES]  # a space would split the token
+    pairs = [f"{rng.choice(VAR_NAMES)}={rng.choice(values)}" for _ in range(rng.randint(0, 3))]
     return " ".join([entry, *pairs])
 
 
-def random_yaml_data(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+def random_yaml_data(
+    rng: random.Random, depth: int = 0, parent: str | None = None
+) -> dict[str, Any]:
+    names = [*GROUPS, "all", "ungrouped"] if parent is None else [*GROUPS, "ungrouped"]
     data: dict[str, Any] = {}
     for _ in range(rng.randint(1, 4 if depth == 0 else 3)):
-        data[rng.choice([*GROUPS, "all", "ungrouped"])] = _yaml_group(rng, depth)
+        name = rng.choice([n for n in names if n != parent])
+        data[name] = _yaml_group(rng, depth, name)
     return data
 
 
-def _yaml_group(rng: random.Random, depth: int) -> Any:
+def _yaml_group(rng: random.Random, depth: int, name: str) -> Any:
     if rng.random() < 0.15:
         return None
     group: dict[str, Any] = {}
@@ -105,7 +111,7 @@ def _yaml_group(rng: random.Random, depth: int) -> Any:
             if rng.random() < 0.15:
                 group["vars"]["ansible_group_priority"] = rng.randint(0, 9)
         elif depth < 2:
-            group["children"] = random_yaml_data(rng, depth + 1)
+            group["children"] = random_yaml_data(rng, depth + 1, name)
     return group
 
 
