@@ -135,18 +135,21 @@ def step(name: str, action: str, **args: Any) -> dict[str, Any]:
 
 
 def processes_with_env(marker: str) -> list[int]:
-    """PIDs whose environment carries ``marker`` (every descendant of a step inherits it)."""
+    """PIDs whose argv or environment carries ``marker`` (every descendant of a step
+    inherits its environment, so backgrounded grandchildren are found too)."""
     found = []
     needle = marker.encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                if needle in handle.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
+        for part in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{entry}/{part}", "rb") as handle:
+                    if needle in handle.read():
+                        found.append(int(entry))
+                        break
+            except OSError:
+                continue
     return found
 
 

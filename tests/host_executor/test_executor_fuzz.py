@@ -72,7 +72,7 @@ def test_random_documents(doc: Any) -> None:
     _validates_or_bad_request(doc)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(_paths(VALID)), json_values)
 def test_one_field_replaced(path: tuple[Any, ...], new: Any) -> None:
     _validates_or_bad_request(_replace(VALID, path, new))

@@ -11,9 +11,9 @@ from host_executor import protocol
 
 def test_timeout_kills_the_whole_process_group(executor: Executor, marker: str) -> None:
     name, value = marker.split("=", 1)
-    doc = request([
-        dict(step("sleepers", "shell", cmd="sleep 300 & sleep 300", env={name: value}), timeout=1),
-    ])
+    # The marker is in sh's argv ($0) and in everyone's environment.
+    argv = ["sh", "-c", "sleep 300 & sleep 300", marker]
+    doc = request([dict(step("sleepers", "command", argv=argv, env={name: value}), timeout=1)])
     started = time.monotonic()
     out = executor.run(doc)
     assert time.monotonic() - started < 10
