@@ -26,7 +26,7 @@ def test_vcpu_allocation_ratio() -> None:
     host = HostState("a", {"cpu_allocation_ratio": 2}, _facts(8, 2),
                      [Instance("x", 256, 3)])
     assert place([host], PlacementRequest(256, vcpus=1)).host == "a"
-    assert "vcpus: 0 left" in place([host], PlacementRequest(256, vcpus=2)).excluded["a"]
+    assert "vcpus: 1 left < 2 asked" in place([host], PlacementRequest(256, vcpus=2)).excluded["a"]
 
 
 def test_tags_from_inventory_and_facts() -> None:
