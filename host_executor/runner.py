@@ -6,7 +6,8 @@ Policy, as built:
   that have a ``step_end``.
 - ``on_failure: rollback``: the ``undo`` of each completed (ok/changed) step that has one
   runs in reverse order, between ``rollback_start`` and ``rollback_end``. An undo that fails
-  does not stop the others. Rollback also runs when the controller went away.
+  does not stop the others. Rollback also runs when the controller went away mid-sequence
+  (undo steps are not cancelled by that; they are bounded by their own timeouts).
 - ``deadline``: a step that would start after it fails with "deadline passed".
 - The controller going away cancels the running step (its process group is killed), which
   fails; the sequence then stops as for any failure and ``done.interrupted`` is true.
