@@ -55,6 +55,11 @@ ACTIONS: Dict[str, Handler] = {
     "file": LazyHandler("file", "run_file"),
     "wait": LazyHandler("wait", "run_wait"),
     "facts": LazyHandler("facts", "run_facts"),
+    # The libvirt actions import the bindings (python3-libvirt) inside their functions.
+    "libvirt_domain": LazyHandler("libvirt_domain", "run_domain"),
+    "libvirt_network": LazyHandler("libvirt_network", "run_network"),
+    "libvirt_pool": LazyHandler("libvirt_pool", "run_pool"),
+    "libvirt_volume": LazyHandler("libvirt_volume", "run_volume"),
 }
 
 

@@ -3,8 +3,7 @@
 Everything lands in ``data``, status ``ok`` (reading changes nothing; the same in check
 mode). ``gather`` picks a subset of ``GROUPS``. Each group is read independently: one that
 cannot be read reports ``{"error": ...}`` instead of failing the step. The libvirt group
-only tries ``import libvirt`` (lazily, here); the libvirt/QEMU details come with the
-libvirt actions.
+comes from ``libvirt_facts`` (imported, with the bindings, only when gathered).
 """
 
 from __future__ import annotations
@@ -130,18 +129,16 @@ def python() -> Dict[str, Any]:
 
 
 def kvm() -> Dict[str, Any]:
-    present = os.path.exists("/dev/kvm")
-    return {"present": present, "usable": present and os.access("/dev/kvm", os.R_OK | os.W_OK)}
+    # Usable, not merely present: /dev/kvm opens read-write and answers the KVM ioctls.
+    from host_executor.actions.libvirt_common import kvm_status
+
+    return kvm_status()
 
 
 def libvirt() -> Dict[str, Any]:
-    try:
-        import libvirt as bindings  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        return {"available": False, "reason": "python3 libvirt bindings not importable: %s" % exc}
-    version = getattr(bindings, "getVersion", lambda: None)()
-    return {"available": True, "bindings_version": version,
-            "reason": "libvirt facts beyond the bindings come with the libvirt actions"}
+    from host_executor.actions.libvirt_facts import gather
+
+    return gather()
 
 
 GROUPS: Dict[str, Callable[[], Any]] = {

@@ -3,8 +3,9 @@
 - The ``libvirt`` bindings (Debian/Ubuntu ``python3-libvirt``) are imported lazily, on the
   first libvirt step only; a host without them fails that step with a message naming the
   package, never with a traceback.
-- ``run_libvirt(body, args, ctx)`` opens the connection of ``args["uri"]`` (default
-  ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``), runs ``body(session)`` and closes it.
+- ``run_libvirt(body, args, ctx)`` runs ``body(session)`` on the connection of
+  ``args["uri"]`` (default ``$LIBVIRT_DEFAULT_URI``, else ``qemu:///system``), opened
+  once per executor run and shared by its steps.
   A ``libvirtError`` becomes the step's error ``libvirt error <code> (<NAME>): <message>``,
   with what was being done and ``data.libvirt_error = {code, name, domain, message}``.
 - ``kvm_status()`` tells whether KVM is *usable*, not merely present: ``/dev/kvm`` opens
@@ -135,11 +136,28 @@ class Session:
             raise StepFailed("interrupted: %s (while %s)" % (self.ctx.cancel.reason, what))
 
 
-def open_connection(lv: Any, uri: str) -> Any:
+_connections: Dict[str, Any] = {}
+
+
+def connection(lv: Any, uri: str) -> Any:
+    """The open connection to ``uri``, shared by the steps of this executor run.
+
+    One connection per URI per run (reconnecting when it died): cheaper than a connection
+    per step, and ``test:///default`` keeps its state across the steps of one request.
+    """
+    conn = _connections.get(uri)
+    if conn is not None:
+        try:
+            if conn.isAlive():
+                return conn
+        except lv.libvirtError:
+            pass
     try:
-        return lv.open(uri)
+        conn = lv.open(uri)
     except lv.libvirtError as exc:
         raise libvirt_failure(lv, exc, "connecting to %s" % uri) from None
+    _connections[uri] = conn
+    return conn
 
 
 def run_libvirt(body: Callable[[Session, Dict[str, Any]], StepResult], args: Dict[str, Any],
@@ -147,17 +165,11 @@ def run_libvirt(body: Callable[[Session, Dict[str, Any]], StepResult], args: Dic
     """Run ``body`` with an open connection; libvirt errors become the step's error."""
     lv = bindings()
     uri = args.get("uri") or default_uri()
-    conn = open_connection(lv, uri)
-    session = Session(lv, conn, uri, ctx)
+    session = Session(lv, connection(lv, uri), uri, ctx)
     try:
         return body(session, args)
     except lv.libvirtError as exc:
         raise libvirt_failure(lv, exc, session.doing) from None
-    finally:
-        try:
-            conn.close()
-        except lv.libvirtError:
-            pass
 
 
 # --- KVM --------------------------------------------------------------------------------

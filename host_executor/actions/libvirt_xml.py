@@ -88,8 +88,8 @@ def keep_uuid(root: Element, current: Element) -> None:
     if uuid and root.find("uuid") is None:
         node = ET.Element("uuid")
         node.text = uuid
-        names = list(root).index(root.find("name")) if root.find("name") is not None else -1
-        root.insert(names + 1, node)
+        name = root.find("name")
+        root.insert(list(root).index(name) + 1 if name is not None else 0, node)
 
 
 def to_text(root: Element) -> str:

@@ -7,8 +7,8 @@ awaited. Waiting changes nothing, so success is ``ok``. In check mode the condit
 tested once: met is ``ok``, not met is ``skipped`` ("would wait for ..."), because earlier
 steps did not really run.
 
-``domain``/``serial_log`` are libvirt waits: they run through ``LIBVIRT_WAIT`` once a
-libvirt module installs it; until then they fail with "needs libvirt support".
+``domain``/``serial_log`` are libvirt waits (a domain's state, a pattern in its serial
+log): they run in ``libvirt_wait``, imported only for them (or ``LIBVIRT_WAIT`` if set).
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ def check_args(args: Dict[str, Any]) -> None:
     libvirt = args.get("domain") is not None or args.get("serial_log") is not None
     if not libvirt and args.get("path") is None and args.get("port") is None:
         raise protocol.ProtocolError("wait needs path, port, domain or serial_log", "path")
+    if libvirt:
+        from host_executor.actions.libvirt_wait import check_args as check_libvirt_args
+
+        check_libvirt_args(args)
     if args.get("pattern") is not None:
-        if args.get("path") is None and args.get("serial_log") is None:
+        if args.get("path") is None and not libvirt:
             raise protocol.ProtocolError("pattern needs path (the file to search)", "pattern")
         try:
             re.compile(args["pattern"])
@@ -96,10 +100,11 @@ def _describe(args: Dict[str, Any]) -> str:
 
 def run_wait(args: Dict[str, Any], ctx: StepContext) -> StepResult:
     if args.get("domain") is not None or args.get("serial_log") is not None:
-        if LIBVIRT_WAIT is None:
-            raise StepFailed("waiting on a domain or serial log needs libvirt support, "
-                             "which this executor version does not have yet")
-        return LIBVIRT_WAIT(args, ctx)
+        if LIBVIRT_WAIT is not None:
+            return LIBVIRT_WAIT(args, ctx)
+        from host_executor.actions.libvirt_wait import run_libvirt_wait
+
+        return run_libvirt_wait(args, ctx)
     if args.get("port") is not None:
         probe = _port_probe(args.get("host") or "127.0.0.1", args["port"])
     else:
