@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from control_server import api
+from control_server.cli import jobs_cmds
 from control_server.cli.common import (
     extra_vars_option,
     inventory_option,
@@ -61,6 +62,7 @@ def run_options(func: F) -> F:
         click.option("-b", "--become", is_flag=True, default=None,
                      help="Run the executor through sudo -n."),
         click.option("-v", "--verbose", is_flag=True, help="Print every step as it ends."),
+        *jobs_cmds.RECORD_OPTIONS,  # --db, --no-record
     ]
     for deco in reversed(decorators):
         func = deco(func)
@@ -120,6 +122,8 @@ def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
     warn(inv.warnings)
     plans = api.plan_hosts(hosts, task, evars, config)
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
+    job = jobs_cmds.recorder(kw, pattern, task, evars, config, plans)  # the run as a job
+    sinks += [job] if job is not None else []
     result = asyncio.run(api.execute_plans(plans, config, sinks, api.describe(task)))
     _finish(result, kw["retry_file"])
 

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 
-ENV_DB = "HOSTPLANE_DB"
+from control_server.store.records import ENV_DB
+
 BUSY_TIMEOUT_MS = 30_000
 WRITE = "hostplane_write"  # execution option: this connection's transaction will write
 

@@ -1,5 +1,9 @@
 """Running the Alembic migrations programmatically: every ``JobStore.open`` upgrades.
 
+Alembic is imported only when a database needs upgrading: opening an up-to-date store
+reads ``alembic_version`` with one query (importing Alembic costs about as much as
+SQLAlchemy itself). ``SCHEMA_REVISION`` must name the newest revision (a test checks).
+
     python -m control_server.store.migrate upgrade [--url URL]
     python -m control_server.store.migrate revision -m "what changes" [--autogenerate]
 """
@@ -8,19 +12,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from control_server.store.engine import WRITE, default_url, make_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+SCHEMA_REVISION = "0001"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("version_locations", str(MIGRATIONS / "versions"))
@@ -28,18 +36,26 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    """The database's revision; None for a new database."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None  # no alembic_version table yet
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision``; a no-op (one read) when it is there already."""
-    if revision == "head" and current_revision(engine) == head_revision():
+    """Bring the database to ``revision``; one read when it is at ``SCHEMA_REVISION``."""
+    if revision == "head" and current_revision(engine) == SCHEMA_REVISION:
         return
+    from alembic import command
+
     config = alembic_config()
     # One write transaction for the whole upgrade: two processes opening a new database at
     # once serialize here, and the second finds it already migrated.
@@ -61,6 +77,8 @@ def _main() -> None:
     elif args.action == "current":
         print(current_revision(engine))
     else:
+        from alembic import command
+
         upgrade(engine)
         config = alembic_config()
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+ENV_DB = "HOSTPLANE_DB"  # the job store URL, when no --db is given
+
 QUEUED = "queued"
 RUNNING = "running"
 SUCCEEDED = "succeeded"

@@ -1,0 +1,280 @@
+"""Jobs: every run recorded in the job store; what the CLI and the HTTP API call.
+
+    store = JobStore.open(url)
+    store.mark_interrupted_on_startup()
+    job = prepare_job(store, JobRequest(pattern, task, vars, config, sources), inventory)
+    result = await execute_job(store, job, sinks=[...])  # or: job_id = await run_job(...)
+    cancel_job(store, job.id)                            # from anywhere in the process
+
+A CLI run records itself through ``record_run`` (a sink); ``resume_job`` (in
+``control_server.store.resume``) takes an interrupted job up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from control_server import api
+from control_server.errors import InputError
+from control_server.events import (
+    HOST_OK,
+    HOST_SKIPPED,
+    HostFinished,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    Sink,
+    StepCounts,
+)
+from control_server.inventory import Inventory
+from control_server.runner import HostPlan, RunResult, exit_code_for
+from control_server.store.jobspec import JobRequest, new_job
+from control_server.store.jobstore import JobStore
+from control_server.store.records import (
+    CANCELLED,
+    FAILED,
+    HOST_CANCELLED,
+    HOST_PENDING,
+    HOST_RUNNING,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobRecord,
+)
+from control_server.store.sink import StoreSink
+
+__all__ = [
+    "JobRecorder",
+    "JobRequest",
+    "PreparedJob",
+    "cancel_job",
+    "execute_job",
+    "finish_job",
+    "host_results",
+    "prepare_job",
+    "record_run",
+    "run_finished",
+    "run_job",
+]
+
+
+@dataclass
+class PreparedJob:
+    """A created job (``queued``) with its hosts rendered, ready to execute."""
+
+    id: int
+    request: JobRequest
+    plans: list[HostPlan]
+
+
+# The jobs this process is executing: how ``cancel_job`` reaches a running job's task.
+_RUNNING: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
+
+
+def prepare_job(store: JobStore, request: JobRequest, inventory: Inventory) -> PreparedJob:
+    """Render every host (an ``InputError`` creates no job), then create the job."""
+    hosts = inventory.hosts(request.pattern, request.config.limit)
+    plans = api.plan_hosts(hosts, request.task, request.extra_vars, request.config)
+    job_id = store.create_job(new_job(request, plans), state=QUEUED)
+    return PreparedJob(job_id, request, plans)
+
+
+def store_sink(store: JobStore, job_id: int, plans: Iterable[HostPlan],
+               on_cancel: Callable[[], None] | None = None) -> StoreSink:
+    return StoreSink(store, job_id, {p.host: p.redact for p in plans}, on_cancel=on_cancel)
+
+
+async def execute_job(store: JobStore, job: PreparedJob, sinks: Iterable[Sink] = ()
+                      ) -> RunResult | None:
+    """Run a prepared job to its end and set its final state; None if it was cancelled
+    through ``cancel_job``. Cancelled any other way (the server shutting down), the job
+    is left ``interrupted`` (resumable) and the cancellation goes on."""
+    return await run_plans(store, job.id, job.plans, job.request.config,
+                           api.describe(job.request.task), sinks)
+
+
+async def run_plans(store: JobStore, job_id: int, plans: list[HostPlan], config: api.RunConfig,
+                    what: str, sinks: Iterable[Sink] = ()) -> RunResult | None:
+    """Run ``plans`` as (part of) job ``job_id``, then set the job's final state."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("run_plans must run inside an asyncio task")
+
+    def cancel_from_writer() -> None:  # the sink's thread saw the job's cancel flag
+        loop.call_soon_threadsafe(task.cancel)
+
+    sink = store_sink(store, job_id, plans, cancel_from_writer)
+    _RUNNING[job_id] = (loop, task)
+    try:
+        if store.heartbeat(job_id):  # cancelled while queued
+            raise asyncio.CancelledError
+        store.set_state(job_id, RUNNING)
+        result = await api.execute_plans(plans, config, [sink, *sinks], what)
+    except asyncio.CancelledError:
+        sink.close()
+        if sink.cancel_requested or _cancel_wanted(store, job_id):
+            finish_cancelled(store, job_id)
+            task.uncancel()
+            return None
+        store.set_state(job_id, INTERRUPTED, error="the control server stopped the run")
+        raise
+    finally:
+        _RUNNING.pop(job_id, None)
+    finish_job(store, job_id, sink)
+    return result
+
+
+def _cancel_wanted(store: JobStore, job_id: int) -> bool:
+    job = store.get_job(job_id)
+    return bool(job and job.cancel_requested)
+
+
+async def run_job(store: JobStore, request: JobRequest, inventory: Inventory,
+                  sinks: Iterable[Sink] = ()) -> int:
+    """Create, run and finish a job; its id (read the outcome with ``store.get_job``)."""
+    job = prepare_job(store, request, inventory)
+    await execute_job(store, job, sinks)
+    return job.id
+
+
+def cancel_job(store: JobStore, job_id: int) -> bool:
+    """Ask a job to stop: one this process runs is cancelled now, one another process runs
+    stops at its next heartbeat (``store.owner.HEARTBEAT_INTERVAL``). False if the job is
+    neither queued nor running."""
+    if not store.request_cancel(job_id):
+        return False
+    running = _RUNNING.get(job_id)
+    if running is not None:
+        loop, task = running
+        loop.call_soon_threadsafe(task.cancel)
+    return True
+
+
+def finish_job(store: JobStore, job_id: int, sink: StoreSink | None = None) -> JobRecord:
+    """Write what is left and set the final state from every host's outcome."""
+    if sink is not None:
+        sink.close()
+    job = _job(store, job_id)
+    results = host_results(job)
+    unfinished = [h.host for h in job.hosts if h.state in (HOST_PENDING, HOST_RUNNING)]
+    code = exit_code_for(list(results.values()))
+    stopped = next((r.error for r in results.values() if r.status == HOST_SKIPPED and r.error),
+                   None)
+    if unfinished:
+        store.set_state(job_id, FAILED, error=f"no result for {', '.join(unfinished)}",
+                        exit_code=code or 2, stopped_early=stopped)
+    elif code == 0:
+        store.set_state(job_id, SUCCEEDED, exit_code=0, stopped_early=stopped)
+    else:
+        bad = [h for h, r in results.items() if r.status != HOST_OK]
+        store.set_state(job_id, FAILED, error=f"not ok: {', '.join(bad)}", exit_code=code,
+                        stopped_early=stopped)
+    return _job(store, job_id)
+
+
+def finish_cancelled(store: JobStore, job_id: int) -> None:
+    for host in _job(store, job_id).hosts:
+        if host.state in (HOST_PENDING, HOST_RUNNING):
+            store.set_host_state(job_id, host.host, HOST_CANCELLED)
+    store.set_state(job_id, CANCELLED, error="cancelled")
+
+
+def _job(store: JobStore, job_id: int) -> JobRecord:
+    job = store.get_job(job_id)
+    if job is None:
+        raise InputError(f"no job {job_id} in {store.url}")
+    return job
+
+
+# --- a run started elsewhere (the CLI) ---------------------------------------------------
+
+
+class JobRecorder:
+    """A sink recording a run as a job: the job runs with the run's first event, ends with
+    its last; a process that exits before that leaves it ``interrupted``."""
+
+    def __init__(self, store: JobStore, job_id: int, plans: Iterable[HostPlan],
+                 on_finish: Callable[[JobRecord], None] | None = None) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.sink = store_sink(store, job_id, plans)
+        self.on_finish = on_finish
+        self.job: JobRecord | None = None
+        atexit.register(self._at_exit)
+
+    def emit(self, event: RunEvent) -> None:
+        if isinstance(event, RunStarted):
+            self.store.set_state(self.job_id, RUNNING)
+        self.sink.emit(event)
+        if isinstance(event, RunFinished):
+            self.job = finish_job(self.store, self.job_id, self.sink)
+            atexit.unregister(self._at_exit)
+            if self.on_finish is not None:
+                self.on_finish(self.job)
+
+    def _at_exit(self) -> None:
+        # Ctrl-C, or an error: the run did not end, so the job may be resumed.
+        if self.job is None:
+            self.sink.close()
+            self.store.set_state(self.job_id, INTERRUPTED,
+                                 error="the control server stopped before the run ended")
+
+
+def record_run(store: JobStore, request: JobRequest, plans: list[HostPlan],
+               on_finish: Callable[[JobRecord], None] | None = None) -> JobRecorder:
+    """Create the job for a run about to start with ``plans``; add the result as a sink."""
+    job_id = store.create_job(new_job(request, plans), state=QUEUED)
+    return JobRecorder(store, job_id, plans, on_finish)
+
+
+# --- reading a job back ------------------------------------------------------------------
+
+
+def host_finished(data: Mapping[str, Any]) -> HostFinished:
+    """A stored ``host_end`` payload as the event it was."""
+    counts = StepCounts(**{k: int(v) for k, v in (data.get("counts") or {}).items()})
+    return HostFinished(
+        host=str(data["host"]), status=str(data["status"]), counts=counts,
+        duration=float(data.get("duration") or 0.0), error=data.get("error"),
+        error_kind=data.get("error_kind"),
+        failed_steps=tuple(data.get("failed_steps") or ()),
+        executor_rc=data.get("executor_rc"), uploaded=bool(data.get("uploaded")),
+        time=float(data.get("time") or 0.0),
+    )
+
+
+_NO_RESULT = {
+    HOST_PENDING: "not started",
+    HOST_RUNNING: "no result: the run stopped while it ran (`hostplane jobs resume` reads "
+                  "its journal back)",
+    HOST_CANCELLED: "cancelled",
+}
+
+
+def host_results(job: JobRecord) -> dict[str, HostFinished]:
+    """Every host's outcome in run order; a host without one says why it has none."""
+    out: dict[str, HostFinished] = {}
+    for host in job.hosts:
+        if host.result is not None:
+            out[host.host] = host_finished(host.result)
+        else:
+            out[host.host] = HostFinished(host.host, host.state, StepCounts(), 0.0,
+                                          error=_NO_RESULT.get(host.state, host.state),
+                                          error_kind=host.state)
+    return out
+
+
+def run_finished(job: JobRecord) -> RunFinished:
+    """The job's recap as the ``run_end`` event a run would have ended with."""
+    results = host_results(job)
+    end = job.finished_at or job.started_at or job.created_at
+    duration = max(0.0, end - (job.started_at or job.created_at))
+    code = job.exit_code if job.exit_code is not None else exit_code_for(list(results.values()))
+    return RunFinished(f"job-{job.id}", tuple(results.values()), duration, code,
+                       job.stopped_early, time=end)
