@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
     from typing import Any, Dict, Iterator, List, Optional
 
 MAX_AGE = 7 * 24 * 3600
+PRUNE_EVERY = 3600
 SUFFIX = ".jsonl"
 SYNC_EVENTS = frozenset(("step_end", "rollback_step_end", "rollback_end", "done", "error"))
 # fdatasync skips flushing timestamps, which nobody needs back after a crash.
@@ -125,6 +126,22 @@ def summarize(path: str) -> Dict[str, Any]:
 
 def list_journals() -> List[Dict[str, Any]]:
     return [summarize(path) for path in _journal_files()]
+
+
+def prune_if_due(every: float = PRUNE_EVERY) -> int:
+    """``prune`` at most once per ``every`` seconds (a stamp file's mtime says when), so a
+    busy host does not scan its journals on every run."""
+    stamp = os.path.join(paths.cache_dir(), "journal", ".pruned")
+    now = time.time()
+    try:
+        if now - os.stat(stamp).st_mtime < every:
+            return 0
+    except FileNotFoundError:
+        pass
+    with open(stamp, "ab"):
+        pass
+    os.utime(stamp, (now, now))
+    return prune(now=now)
 
 
 def prune(max_age: float = MAX_AGE, now: Optional[float] = None) -> int:

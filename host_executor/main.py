@@ -98,7 +98,7 @@ def run_request(watch_stdin: bool = False) -> int:
 
 def _prune_quietly() -> None:
     with contextlib.suppress(OSError):
-        journal.prune()
+        journal.prune_if_due()
 
 
 def show_journal(request_id: str) -> int:

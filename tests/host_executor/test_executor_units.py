@@ -72,7 +72,9 @@ def test_journal_prune_and_summaries(cache: Path) -> None:
     summaries = {s["id"]: s for s in journal.list_journals()}
     assert summaries["old-one"]["status"] == "ok" and summaries["old-one"]["exit"] == 0
     assert summaries["fresh/one"]["status"] == "incomplete"
-    assert journal.prune() == 1
+    assert journal.prune_if_due() == 1
+    assert journal.prune_if_due() == 0  # not due again for an hour
+    assert journal.prune() == 0
     assert [s["id"] for s in journal.list_journals()] == ["fresh/one"]
     with pytest.raises(Exception, match="no journal"):
         journal.read_journal("old-one")
