@@ -30,6 +30,8 @@ def alembic_config() -> Config:
     from alembic.config import Config
 
     config = Config()
+    # Folder names split on os.pathsep only (a path with a space stays one path).
+    config.set_main_option("path_separator", "os")
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("version_locations", str(MIGRATIONS / "versions"))
     return config
