@@ -150,12 +150,13 @@ def test_libvirt_action_without_support_fails_its_step(executor: Executor) -> No
     vm = {"name": "vm", "action": "libvirt_domain", "args": {"name": "vm1", "state": "running"}}
     out = executor.run(request([vm]))
     end = out.one("step_end")
-    assert end["status"] == "failed" and "needs libvirt support" in end["msg"]
+    # This interpreter has no libvirt bindings: the step says which package is missing.
+    assert end["status"] == "failed" and "install python3-libvirt" in end["msg"]
 
 
 def test_cache_dir_is_private(executor: Executor) -> None:
     executor.run(request([step("x", "command", argv=["true"])]))
     for folder in (executor.cache, executor.cache / "journal"):
         assert folder.stat().st_mode & 0o777 == 0o700
-    journal = next((executor.cache / "journal").iterdir())
-    assert journal.stat().st_mode & 0o777 == 0o600
+    for entry in (executor.cache / "journal").iterdir():
+        assert entry.stat().st_mode & 0o777 == 0o600, entry
