@@ -138,8 +138,7 @@ def prune_if_due(every: float = PRUNE_EVERY) -> int:
             return 0
     except FileNotFoundError:
         pass
-    with open(stamp, "ab"):
-        pass
+    os.close(os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     os.utime(stamp, (now, now))
     return prune(now=now)
 

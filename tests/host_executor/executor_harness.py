@@ -48,7 +48,8 @@ class Executor:
 
     cache: Path
     zipapp: Path | None = None
-    python: str = sys.executable
+    # HOSTPLANE_TEST_EXECUTOR_PYTHON runs the executor under another interpreter (3.8...).
+    python: str = os.environ.get("HOSTPLANE_TEST_EXECUTOR_PYTHON") or sys.executable
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, args: Sequence[str] = ()) -> list[str]:
