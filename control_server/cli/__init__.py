@@ -31,9 +31,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from control_server.cli import inventory_cmds, jobs_cmds, lab_cmds, run_cmds, template_cmds
+    from control_server.cli import (
+        inventory_cmds,
+        jobs_cmds,
+        lab_cmds,
+        run_cmds,
+        serve_cmds,
+        template_cmds,
+    )
 
-    for module in (inventory_cmds, template_cmds, run_cmds, jobs_cmds, lab_cmds):
+    for module in (inventory_cmds, template_cmds, run_cmds, jobs_cmds, serve_cmds, lab_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,78 @@
+"""One serve process: its settings, the store, the inventory, the fleet state, the jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from control_server import api
+from control_server.inventory import Inventory
+from control_server.service.bus import Bus
+from control_server.service.hostevents import HostEventLog
+from control_server.service.jobs_runner import JobRunner
+from control_server.service.state import FleetState
+from control_server.service.tokens import TokenStore
+from control_server.store.jobstore import JobStore
+
+log = logging.getLogger("hostplane.serve")
+DEFAULT_LISTEN = "127.0.0.1:8421"
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    inventory_sources: tuple[str, ...]
+    db_url: str
+    host: str = "127.0.0.1"
+    port: int = 8421
+    run: api.RunConfig = field(default_factory=api.RunConfig)
+    facts_interval: float | None = 300.0  # None or 0: only at start-up
+    gather_facts: bool = True
+    max_body: int = MAX_BODY
+    drain: float = 10.0  # seconds running jobs get to end when serve stops
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+class Service:
+    """Built before the server listens (so bad input is reported as an error, not logged
+    by uvicorn); ``start``/``stop`` run in the server's event loop."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.inventory = Inventory.load(list(config.inventory_sources), config.cwd)
+        self.store = JobStore.open(config.db_url)
+        # Jobs a killed serve left running: interrupted, for `hostplane jobs resume`.
+        self.interrupted = self.store.mark_interrupted_on_startup()
+        self.bus = Bus()
+        self.host_events = HostEventLog(self.store.engine, socket.gethostname())
+        self.state = FleetState(self.store.engine, self.inventory, self.bus, self.host_events)
+        self.state.load()
+        self.tokens = TokenStore(self.store.engine)
+        self._runner: JobRunner | None = None
+
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            raise RuntimeError("the service is not started")
+        return self._runner
+
+    async def start(self) -> None:
+        self.bus.bind(asyncio.get_running_loop())
+        if self.interrupted:
+            log.warning("jobs interrupted by a previous stop: %s (hostplane jobs resume ID)",
+                        ", ".join(map(str, self.interrupted)))
+        self._runner = JobRunner(self.store, self.inventory, self.state, self.bus,
+                                 self.config.run)
+        if self.config.gather_facts:
+            self._runner.start_facts(self.config.facts_interval)
+        else:
+            self._runner.facts_ready.set()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.stop(self.config.drain)
+        await asyncio.to_thread(self.state.close)
+        self.store.close()

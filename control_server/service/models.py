@@ -1,0 +1,188 @@
+"""The HTTP API's bodies (pydantic): what ``docs/openapi.json`` describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_TEMPLATE_NAME = r"^[A-Za-z0-9_-]+$"  # never a path: see templating.TemplateLibrary._find
+MAX_ID = 2**62  # beyond what SQLite and PostgreSQL integers hold
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlacementSpec(_Strict):
+    """What the instance needs; the server picks the host."""
+
+    memory_mib: int = Field(ge=1, le=2**40, description="Memory the instance needs, MiB.")
+    vcpus: int = Field(1, ge=1, le=4096, description="Virtual CPUs the instance needs.")
+    tags: list[str] = Field(default_factory=list, max_length=64,
+                            description="Capability tags the host must carry (all of them).")
+    tenant: str | None = Field(None, max_length=200, description="The instance's tenant.")
+    dedicated: bool = Field(False, description="Only hosts dedicated to the tenant.")
+
+
+class PlacementTarget(_Strict):
+    placement: PlacementSpec
+
+
+class ConfigurationRequest(_Strict):
+    """Run ``template`` on the hosts ``target`` names (a host pattern), or on the host
+    placement picks for an instance."""
+
+    template: str = Field(min_length=1, max_length=200, pattern=_TEMPLATE_NAME,
+                          examples=["host_facts"])
+    target: str | PlacementTarget = Field(
+        description="A host pattern ('kvm:&rack1'), or {placement: {...}}.",
+        examples=["all", {"placement": {"memory_mib": 512, "vcpus": 1, "tags": ["kvm"]}}],
+    )
+    vars: dict[str, Any] = Field(default_factory=dict,
+                                 description="The template's params (nothing else).")
+    check: bool = Field(False, description="Report what would change; change nothing.")
+
+
+class Accepted(BaseModel):
+    job_id: int
+    state: str
+    url: str
+    events_url: str
+
+
+class StepCountsModel(BaseModel):
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class StepResult(BaseModel):
+    index: int | None = None
+    name: str | None = None
+    action: str | None = None
+    status: str | None = None
+    rc: int | None = None
+    msg: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    duration: float | None = None
+    data: dict[str, Any] | None = None
+
+
+class HostResult(BaseModel):
+    host: str
+    state: str = Field(description="pending, running, ok, failed, unreachable, skipped, "
+                                   "cancelled")
+    error: str | None = None
+    error_kind: str | None = None
+    counts: StepCountsModel = Field(default_factory=StepCountsModel)
+    duration: float | None = None
+    executor_rc: int | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    steps: list[StepResult] = Field(default_factory=list)
+
+
+class JobSummary(BaseModel):
+    id: int
+    kind: str
+    what: str
+    pattern: str
+    state: str = Field(description="queued, running, succeeded, failed, interrupted, "
+                                   "cancelled")
+    who: str
+    check: bool
+    vars: dict[str, Any]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    stopped_early: str | None = None
+    cancel_requested: bool = False
+    last_seq: int = 0
+
+
+class JobDetail(JobSummary):
+    hosts: list[HostResult]
+    placement: dict[str, Any] | None = Field(
+        None, description="The placement decision: host, reason, excluded, candidates.")
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+
+
+class CancelResult(BaseModel):
+    job_id: int
+    state: str
+    cancel_requested: bool
+
+
+class Capacity(BaseModel):
+    memory_left_mib: int
+    vcpus_left: float
+
+
+class HostInfo(BaseModel):
+    name: str
+    groups: list[str]
+    vars: dict[str, Any] = Field(description="Connection and placement vars only.")
+    tags: list[str]
+    dedicated_to: str | None = None
+    reachable: bool | None = Field(None, description="null: not contacted yet")
+    last_seen: float | None = None
+    last_error: str | None = None
+    facts_at: float | None = None
+    facts: dict[str, Any] | None = None
+    capacity: Capacity | None = None
+    instances: int = 0
+
+
+class HostList(BaseModel):
+    hosts: list[HostInfo]
+
+
+class InstanceInfo(BaseModel):
+    host: str
+    name: str
+    state: str
+    uuid: str | None = None
+    memory_mib: int = 0
+    vcpus: int = 0
+    updated_at: float
+    job_id: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstanceList(BaseModel):
+    instances: list[InstanceInfo]
+
+
+class PlacementRejected(BaseModel):
+    detail: str
+    excluded: dict[str, str] = Field(description="Host -> the requirement that excluded it.")
+    placement: dict[str, Any]
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationFailed(BaseModel):
+    detail: list[ErrorItem]
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str

@@ -1,0 +1,274 @@
+"""What serve knows of the fleet: each host's last facts, reachability and last contact,
+and every instance (libvirt domain) on every host.
+
+It learns from results: every run serve makes (jobs and the periodic ``host_facts``) has a
+``StateSink``. A ``facts`` step's data becomes the host's facts (a gather of some groups
+updates those groups), and its ``libvirt.domains`` list, when there is one, is the host's
+instance list; a ``libvirt_domain`` step's data (``name``, ``state``...) updates that one
+instance (``absent`` removes it). Instances are kept in the store's ``instances`` table so
+a restart does not forget them; facts are gathered again at start-up.
+
+Placement reads ``host_states()``: inventory vars, last facts, instances, and the
+*reservations* of placed jobs still running, so two requests placed at the same moment
+do not both count on the same free memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select
+
+from control_server.events import (
+    HOST_FAILED,
+    HOST_OK,
+    HOST_UNREACHABLE,
+    ExecutorEvent,
+    HostFinished,
+    RunEvent,
+    RunStarted,
+)
+from control_server.inventory import Inventory
+from control_server.placement import HostState, Instance
+from control_server.service import hostevents
+from control_server.service.bus import HOST_EVENTS, Bus
+from control_server.store.engine import WRITE
+from control_server.store.schema import instances
+
+log = logging.getLogger("hostplane.serve")
+MIB = 2**20
+
+
+@dataclass
+class HostStatus:
+    facts: dict[str, Any] | None = None
+    facts_at: float | None = None
+    reachable: bool | None = None  # None: never tried
+    last_seen: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    host: str
+    name: str
+    state: str
+    uuid: str | None = None
+    memory_mib: int = 0
+    vcpus: int = 0
+    updated_at: float = 0.0
+    job_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def instance_from_data(host: str, data: dict[str, Any], when: float,
+                       job_id: int | None) -> InstanceRecord | None:
+    """An instance from a domain as the executor describes it; None if it names none."""
+    name, state = data.get("name"), data.get("state")
+    if not isinstance(name, str) or not name or not isinstance(state, str):
+        return None
+    memory = data.get("memory_mib")
+    if not isinstance(memory, int | float) and isinstance(data.get("memory"), int | float):
+        memory = data["memory"] / MIB  # bytes
+    vcpus = data.get("vcpus")
+    keep: dict[str, Any] = {k: data[k] for k in ("type", "active", "persistent", "autostart", "id", "macs")
+            if k in data}
+    return InstanceRecord(host, name, state, data.get("uuid") if isinstance(
+        data.get("uuid"), str) else None, int(memory or 0),
+        int(vcpus) if isinstance(vcpus, int | float) else 0, when, job_id, keep)
+
+
+class FleetState:
+    def __init__(self, engine: Engine, inventory: Inventory, bus: Bus,
+                 events: hostevents.HostEventLog) -> None:
+        self.engine = engine
+        self.inventory = inventory
+        self.bus = bus
+        self.events = events
+        self.hosts: dict[str, HostStatus] = {}
+        self.instances: dict[tuple[str, str], InstanceRecord] = {}
+        self.reservations: dict[int, tuple[str, Instance]] = {}
+        self._ids = itertools.count(1)
+        # One writer thread: writes stay in order and never hold the event loop.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="serve-state")
+
+    def load(self) -> None:
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(instances)):
+                extra = json.loads(r.payload or "{}")
+                self.instances[(r.host, r.name)] = InstanceRecord(
+                    r.host, r.name, r.state, r.uuid, int(extra.pop("memory_mib", 0)),
+                    int(extra.pop("vcpus", 0)), float(r.updated_at), extra.pop("job_id", None),
+                    extra)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    def status(self, host: str) -> HostStatus:
+        return self.hosts.setdefault(host, HostStatus())
+
+    def sink(self, job_id: int | None = None) -> StateSink:
+        return StateSink(self, job_id)
+
+    # --- placement ----------------------------------------------------------------------
+
+    def host_instances(self, host: str) -> list[Instance]:
+        found = [Instance(i.name, i.memory_mib, i.vcpus)
+                 for (h, _), i in self.instances.items() if h == host and i.state != "absent"]
+        found += [inst for h, inst in self.reservations.values() if h == host]
+        return found
+
+    def host_states(self) -> list[HostState]:
+        states = []
+        for host in self.inventory.hosts("all"):
+            status = self.status(host.name)
+            states.append(HostState(host.name, host.vars, status.facts,
+                                    tuple(self.host_instances(host.name)),
+                                    reachable=status.reachable is not False))
+        return states
+
+    def reserve(self, host: str, instance: Instance) -> int:
+        key = next(self._ids)
+        self.reservations[key] = (host, instance)
+        return key
+
+    def release(self, key: int | None) -> None:
+        if key is not None:
+            self.reservations.pop(key, None)
+
+    # --- learning from results ----------------------------------------------------------
+
+    def seen(self, host: str, when: float) -> None:
+        self._reachability(host, True, None, when)
+
+    def unreachable(self, host: str, error: str | None, when: float) -> None:
+        self._reachability(host, False, error, when)
+
+    def _reachability(self, host: str, reachable: bool, error: str | None,
+                      when: float) -> None:
+        status = self.status(host)
+        before = status.reachable
+        status.reachable = reachable
+        status.last_error = error
+        if reachable:
+            status.last_seen = when
+        if before != reachable and (before is not None or not reachable):
+            kind = hostevents.HOST_REACHABLE if reachable else hostevents.HOST_UNREACHABLE
+            self._host_event(host, kind, {"reachable": reachable, "error": error}, None, when)
+
+    def set_facts(self, host: str, data: dict[str, Any], when: float,
+                  job_id: int | None) -> None:
+        status = self.status(host)
+        status.facts = {**(status.facts or {}), **data}
+        status.facts_at = when
+        libvirt = data.get("libvirt")
+        domains = libvirt.get("domains") if isinstance(libvirt, dict) else None
+        if isinstance(domains, list):
+            self._replace_instances(host, domains, when, job_id)
+
+    def _replace_instances(self, host: str, domains: list[Any], when: float,
+                           job_id: int | None) -> None:
+        listed = set()
+        for domain in domains:
+            if isinstance(domain, dict):
+                record = instance_from_data(host, domain, when, job_id)
+                if record is not None:
+                    listed.add(record.name)
+                    self.update_instance(record, source="facts")
+        for key in [k for k in self.instances if k[0] == host and k[1] not in listed]:
+            gone = self.instances[key]
+            self.update_instance(InstanceRecord(host, gone.name, "absent", gone.uuid,
+                                                updated_at=when, job_id=job_id), "facts")
+
+    def update_instance(self, record: InstanceRecord, source: str = "job") -> None:
+        key = (record.host, record.name)
+        before = self.instances.get(key)
+        if record.state == "absent":
+            self.instances.pop(key, None)
+        else:
+            self.instances[key] = record
+        self._writer.submit(self._save_instance, record)
+        if before is None and record.state == "absent":
+            return
+        if before is None or before.state != record.state:
+            payload = {"state": record.state, "previous": before.state if before else None,
+                       "uuid": record.uuid, "job_id": record.job_id, "source": source}
+            self._host_event(record.host, hostevents.INSTANCE_STATE, payload, record.name,
+                             record.updated_at)
+
+    def _host_event(self, host: str, kind: str, payload: dict[str, Any],
+                    instance: str | None, when: float) -> None:
+        def write() -> None:
+            self.events.append(host, kind, payload, instance, when)
+            self.bus.notify_threadsafe(HOST_EVENTS)
+
+        self._writer.submit(_logged(write))
+
+    def _save_instance(self, record: InstanceRecord) -> None:
+        try:
+            with self.engine.connect().execution_options(**{WRITE: True}) as conn, \
+                    conn.begin():
+                conn.execute(delete(instances).where(instances.c.host == record.host,
+                                                     instances.c.name == record.name))
+                if record.state != "absent":
+                    payload = {**record.data, "memory_mib": record.memory_mib,
+                               "vcpus": record.vcpus, "job_id": record.job_id}
+                    conn.execute(insert(instances), {
+                        "host": record.host, "name": record.name, "uuid": record.uuid,
+                        "state": record.state, "updated_at": record.updated_at,
+                        "payload": json.dumps(payload, default=str)})
+        except Exception:  # state is rebuilt from results; a lost write is not fatal
+            log.exception("could not save instance %s on %s", record.name, record.host)
+
+
+def _logged(fn: Any) -> Any:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("could not record a host event")
+
+    return run
+
+
+class StateSink:
+    """Feeds one run's results into the fleet state (in the event loop; cheap)."""
+
+    def __init__(self, state: FleetState, job_id: int | None) -> None:
+        self.state = state
+        self.job_id = job_id
+        self.check = False
+
+    def emit(self, event: RunEvent) -> None:
+        if isinstance(event, ExecutorEvent):
+            self._executor(event)
+        elif isinstance(event, HostFinished):
+            if event.status == HOST_UNREACHABLE:
+                self.state.unreachable(event.host, event.error, event.time)
+            elif event.status in (HOST_OK, HOST_FAILED):
+                self.state.seen(event.host, event.time)
+        elif isinstance(event, RunStarted):
+            self.check = event.check
+
+    def _executor(self, event: ExecutorEvent) -> None:
+        raw = event.event
+        kind = raw.get("event")
+        if kind == "hello":
+            self.state.seen(event.host, event.time)
+        if kind != "step_end" or raw.get("status") in ("failed", "skipped"):
+            return
+        data = raw.get("data")
+        if not isinstance(data, dict):
+            return
+        if raw.get("action") == "facts":
+            self.state.set_facts(event.host, data, event.time, self.job_id)
+        elif raw.get("action") == "libvirt_domain" and not self.check:
+            # In check mode nothing changed: the domain is as it was.
+            record = instance_from_data(event.host, data, event.time, self.job_id)
+            if record is not None:
+                self.state.update_instance(record)
