@@ -40,7 +40,7 @@ TEMPLATES = {
           - name: write it
             file: {path: "{{ path }}", content: "token={{ token }}"}
           - name: show it
-            shell: {cmd: "cat {{ path }}; echo {{ token | b64encode }}"}
+            shell: {cmd: "cat {{ path }}; echo; echo {{ token | b64encode }}"}
         """,
     "two_steps": """\
         {#
