@@ -10,7 +10,12 @@ from typing import Any
 from control_server.errors import PatternError
 from control_server.inventory.ansible_json import graph_output, list_output
 from control_server.inventory.model import FrozenVars, Host, HostNode, InventoryGraph
-from control_server.inventory.patterns import Matcher, implicit_localhost, read_limit
+from control_server.inventory.patterns import (
+    Matcher,
+    implicit_localhost,
+    read_limit,
+    split_host_pattern,
+)
 from control_server.inventory.precedence import host_vars
 from control_server.inventory.sources import is_host_list, read_source, resolve_source
 from control_server.inventory.vars_files import VarsDirs
@@ -87,7 +92,8 @@ class Inventory:
         return graph_output(node)
 
     def _select(self, pattern: str, limit: str | None) -> list[HostNode]:
-        if not isinstance(pattern, str) or not pattern.strip():
+        # ansible reads an empty pattern as 'all'; a typo'd "$GROUP" must not do that here.
+        if not isinstance(pattern, str) or not split_host_pattern(pattern):
             raise PatternError("empty host pattern", str(pattern))
         matcher = Matcher(self._graph, self.warnings)
         limits = read_limit(limit, self._cwd) if limit else None

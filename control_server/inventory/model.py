@@ -109,17 +109,15 @@ class GroupNode:
         """
         return [self, *_walk(self, "children")]
 
-    def all_hosts(self, include_implicit: bool = True) -> list[HostNode]:
+    def all_hosts(self) -> list[HostNode]:
+        """Hosts of this group and its descendants, first appearance first."""
         found: list[HostNode] = []
         seen: set[str] = set()
         for group in self.descendants():
             for host in group.hosts:
-                if host.name in seen:
-                    continue
-                seen.add(host.name)
-                if host.implicit and not include_implicit:
-                    continue
-                found.append(host)
+                if host.name not in seen:
+                    seen.add(host.name)
+                    found.append(host)
         return found
 
     def add_host(self, host: HostNode) -> bool:
@@ -139,13 +137,13 @@ class GroupNode:
 
     def add_child(self, child: GroupNode) -> None:
         if child is self:
-            raise _GraphError(f"can't add group {self.name!r} to itself")
+            raise GraphError(f"can't add group {self.name!r} to itself")
         if child in self.children:
             return
         start_ancestors = child.ancestors()
         new_ancestors = self.ancestors()
         if child in new_ancestors:
-            raise _GraphError(
+            raise GraphError(
                 f"Adding group {child.name!r} as child to {self.name!r} creates a recursive "
                 "dependency loop."
             )
@@ -173,7 +171,7 @@ class GroupNode:
                     group.depth = depth
                     nxt.extend(group.children)
             if depth - self.depth > len(seen):
-                raise _GraphError(f"The group named {self.name!r} has a recursive dependency loop.")
+                raise GraphError(f"The group named {self.name!r} has a recursive dependency loop.")
             frontier = nxt
 
 
@@ -211,7 +209,7 @@ class HostNode:
                 self.leave(old)
 
 
-class _GraphError(Exception):
+class GraphError(Exception):
     """A relation the graph refuses; the parser turns it into an InventoryError."""
 
 
@@ -249,26 +247,26 @@ class InventoryGraph:
 
     def add_group(self, name: str) -> str:
         if not isinstance(name, str):
-            raise _GraphError(
+            raise GraphError(
                 f"Invalid group name supplied, expected a string but got {type(name).__name__} "
                 f"for {name!r}"
             )
         if not name:
-            raise _GraphError("Invalid empty/false group name provided")
+            raise GraphError("Invalid empty/false group name provided")
         if name not in self.groups:
             self.groups[name] = GroupNode(name)
         return name
 
     def add_host(self, name: str, group: str | None = None, port: int | None = None) -> HostNode:
         if not isinstance(name, str):
-            raise _GraphError(f"Invalid host name supplied, expected a string but got {name!r}")
+            raise GraphError(f"Invalid host name supplied, expected a string but got {name!r}")
         if not name:
-            raise _GraphError("Invalid empty host name provided")
+            raise GraphError("Invalid empty host name provided")
         target = None
         if group:
             target = self.groups.get(group)
             if target is None:
-                raise _GraphError(f"Could not find group {group} in inventory")
+                raise GraphError(f"Could not find group {group} in inventory")
         host = self.hosts.get(name)
         if host is None:
             host = HostNode(name)
@@ -295,18 +293,18 @@ class InventoryGraph:
         elif entity in self.hosts:
             self.hosts[entity].vars[key] = value
         else:
-            raise _GraphError(f"Could not identify group or host named {entity}")
+            raise GraphError(f"Could not identify group or host named {entity}")
 
     def add_child(self, group: str, child: str) -> None:
         parent = self.groups.get(group)
         if parent is None:
-            raise _GraphError(f"{group} is not a known group")
+            raise GraphError(f"{group} is not a known group")
         if child in self.groups:
             parent.add_child(self.groups[child])
         elif child in self.hosts:
             parent.add_host(self.hosts[child])
         else:
-            raise _GraphError(f"{child} is not a known host nor group")
+            raise GraphError(f"{child} is not a known host nor group")
 
     def reconcile(self) -> None:
         """Apply ansible's rules after all sources: top groups under 'all', 'ungrouped'."""
@@ -316,7 +314,7 @@ class InventoryGraph:
             for group in list(self.groups.values()):
                 if group is not all_group and not group.ancestors():
                     all_group.add_child(group)
-        except _GraphError as exc:
+        except GraphError as exc:
             raise InventoryError(str(exc)) from None
         for host in list(self.hosts.values()):
             if ungrouped in host.groups:
@@ -326,7 +324,7 @@ class InventoryGraph:
                 # By name, like ansible: a group of the same name goes under 'ungrouped'.
                 try:
                     self.add_child("ungrouped", host.name)
-                except _GraphError as exc:
+                except GraphError as exc:
                     raise InventoryError(str(exc)) from None
         for name in self.groups:
             if name in self.hosts:
@@ -339,7 +337,7 @@ def _set_group_var(group: GroupNode, key: Any, value: Any) -> None:
         try:
             group.priority = int(value)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise _GraphError(f"invalid ansible_group_priority {value!r}: {exc}") from None
+            raise GraphError(f"invalid ansible_group_priority {value!r}: {exc}") from None
         return
     group.vars[key] = value
 
@@ -347,6 +345,3 @@ def _set_group_var(group: GroupNode, key: Any, value: Any) -> None:
 def sort_groups(groups: Iterable[GroupNode]) -> list[GroupNode]:
     """Variable precedence order of groups: shallow first, then priority, then name."""
     return sorted(groups, key=lambda g: (g.depth, g.priority, g.name))
-
-
-GraphError = _GraphError

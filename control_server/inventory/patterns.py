@@ -136,7 +136,7 @@ class Matcher:
         results: list[HostNode] = []
         groups = [g for name, g in self.graph.groups.items() if regex.match(name)]
         for group in groups:
-            results.extend(group.all_hosts(include_implicit=group.name != "all"))
+            results.extend(group.all_hosts())
         if not groups or pattern[0] == "~" or any(c in pattern for c in _GLOB_CHARS):
             results.extend(h for name, h in self.graph.hosts.items() if regex.match(name))
         if not results and pattern in LOCALHOST_NAMES:

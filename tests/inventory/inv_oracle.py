@@ -101,7 +101,7 @@ class Oracle:
                 text=True,
                 env=self.env,
                 cwd=str(self.home),
-                timeout=600,
+                timeout=max(600, len(jobs)),
                 check=False,
             )
         assert proc.returncode == 0, f"oracle server failed:\n{proc.stderr[-4000:]}"

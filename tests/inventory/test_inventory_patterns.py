@@ -90,6 +90,7 @@ def test_unmatched_pattern_is_a_warning_not_an_error(inv: Inventory) -> None:
         ("kvm[9]", "No hosts matched the subscripted pattern 'kvm[9]'"),
         ("kvm:!", "empty pattern"),
         ("   ", "empty host pattern"),
+        (" , ", "empty host pattern"),
     ],
 )
 def test_bad_patterns_raise_pattern_error(inv: Inventory, pattern: str, message: str) -> None:
