@@ -99,8 +99,10 @@ async def execute_job(store: JobStore, job: PreparedJob, sinks: Iterable[Sink] =
 
 
 async def run_plans(store: JobStore, job_id: int, plans: list[HostPlan], config: api.RunConfig,
-                    what: str, sinks: Iterable[Sink] = ()) -> RunResult | None:
-    """Run ``plans`` as (part of) job ``job_id``, then set the job's final state."""
+                    what: str, sinks: Iterable[Sink] = (), running: bool = False
+                    ) -> RunResult | None:
+    """Run ``plans`` as (part of) job ``job_id``, then set the job's final state
+    (``running``: the job is in that state already)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     if task is None:
@@ -114,7 +116,8 @@ async def run_plans(store: JobStore, job_id: int, plans: list[HostPlan], config:
     try:
         if store.heartbeat(job_id):  # cancelled while queued
             raise asyncio.CancelledError
-        store.set_state(job_id, RUNNING)
+        if not running:
+            store.set_state(job_id, RUNNING)
         result = await api.execute_plans(plans, config, [sink, *sinks], what)
     except asyncio.CancelledError:
         sink.close()

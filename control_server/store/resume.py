@@ -193,7 +193,8 @@ async def resume_job(store: JobStore, job_id: int, extra_vars: Mapping[str, Any]
         await _run_then_interrupt(store, job_id, rerun, config, task, sinks,
                                   outcome.still_running)
     elif rerun:
-        await jobs.run_plans(store, job_id, rerun, config, api.describe(task), sinks)
+        await jobs.run_plans(store, job_id, rerun, config, api.describe(task), sinks,
+                             running=True)
     else:
         jobs.finish_job(store, job_id)
     outcome.job = store.get_job(job_id) or job

@@ -1,0 +1,151 @@
+"""A control server killed mid-run (SIGKILL) leaves its job ``interrupted`` with every
+result it had received; ``jobs resume`` reads the lost sequence's journal back from the
+host and finishes the job. Real processes, the real executor, a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from store_helpers import SECRET, executor_events, run_cli, wait_for
+
+from control_server import api, jobs
+from control_server.errors import InputError
+from control_server.events import HostStarted
+from control_server.inventory import Inventory
+from control_server.store.jobspec import JobRequest
+from control_server.store.jobstore import JobStore
+from control_server.store.records import INTERRUPTED, JOB_STATE_EVENT, RUNNING, SUCCEEDED
+from control_server.store.resume import JOURNAL_EVENT, resume_job
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _start_run(db_url: str, inv: Path, templates: Path, marker: Path, logs: Path
+               ) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HOSTPLANE_DB", None)
+    with (logs / "out").open("wb") as out, (logs / "err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "control_server", "run", "-i", str(inv), "all", "slow",
+             "--templates", str(templates), "-e", f"marker={marker}", "--db", db_url],
+            stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=logs,
+        )
+
+
+def _step_started(store: JobStore) -> int | None:
+    for job in store.list_jobs():
+        if any(e["event"] == "step_start" for e in executor_events(store.events(job.id))):
+            return job.id
+    return None
+
+
+def test_sigkill_mid_run_then_resume(
+    capsys: pytest.CaptureFixture[str], sqlite_url: str, local_inv: Path, templates: Path,
+    tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    proc = _start_run(sqlite_url, local_inv, templates, marker, tmp_path)
+    with JobStore.open(sqlite_url) as store:
+        job_id = wait_for("the sleep step to start", lambda: _step_started(store), 90)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+
+        # Opening the store again: the job is interrupted, with what it had received.
+        assert store.mark_interrupted_on_startup() == [job_id]
+        job = store.get_job(job_id)
+        assert job is not None and job.state == INTERRUPTED
+        (host,) = job.hosts
+        assert host.state == "running" and host.request_id
+        received = executor_events(store.events(job_id))
+        assert [e["event"] for e in received] == ["hello", "step_start"]
+
+        # The truth on the host: the executor saw its stdout close (its reader was
+        # killed), killed the sleep and journaled an interrupted end.
+        inv = Inventory.load([str(local_inv)])
+        journal = wait_for("the executor's journal to end", lambda: [
+            e for e in _journal(inv, host.request_id or "") if e["event"] == "done"], 30)
+        assert journal[0]["interrupted"] is True and "stdout closed" in journal[0]["reason"]
+
+        marker.write_text("")  # the rerun's sleep step is then already done (`creates`)
+        code, _, err = run_cli(capsys, "jobs", "resume", str(job_id), "--db", sqlite_url)
+        assert code == 0, err
+        assert "localhost: journal read back: interrupted" in err
+        assert f"job {job_id} succeeded" in err
+
+        job = store.get_job(job_id)
+        assert job is not None and job.state == SUCCEEDED and job.exit_code == 0
+        (after,) = job.hosts
+        assert after.state == "ok" and after.attempts == 2
+        assert after.request_id != host.request_id
+        stored = store.events(job_id)
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        seen = [(e["event"], e.get("index"), e.get("status")) for e in executor_events(stored)]
+        assert seen == [
+            ("hello", None, None), ("step_start", 0, None),  # before the kill
+            ("step_end", 0, "failed"), ("done", None, "failed"),  # read back from the journal
+            ("hello", None, None), ("step_start", 0, None), ("step_end", 0, "ok"),  # the rerun
+            ("step_start", 1, None), ("step_end", 1, "changed"), ("done", None, "changed"),
+        ]
+        notes = [e.payload for e in stored if e.kind == JOURNAL_EVENT]
+        assert notes and notes[0]["verdict"].startswith("interrupted")
+        states = [e.payload["state"] for e in stored if e.kind == JOB_STATE_EVENT]
+        assert states == ["queued", "running", "interrupted", "running", "succeeded"]
+
+
+def _journal(inv: Inventory, request_id: str) -> list[dict[str, object]]:
+    import asyncio
+
+    return asyncio.run(api.fetch_journal(inv.host("localhost"), request_id))
+
+
+async def test_a_sequence_that_ended_while_the_server_was_down_is_read_back(
+    store: JobStore, tmp_path: Path, templates: Path
+) -> None:
+    """The executor finished after the control server died: resume records its journal's
+    events and result without running it again, and runs the host never started."""
+    inv_path = tmp_path / "two.ini"
+    inv_path.write_text("[here]\nlocalhost ansible_connection=local\n"
+                        "second ansible_connection=local\n")
+    inv = Inventory.load([str(inv_path)])
+    request = JobRequest("all", api.TemplateTask("two_steps"), {},
+                         api.RunConfig(templates_dirs=(templates,)), (str(inv_path),))
+    job = jobs.prepare_job(store, request, inv)
+    store.set_state(job.id, RUNNING)
+    first = job.plans[0]
+    store.record(job.id, HostStarted(first.host))
+    # The sequence runs with nobody recording it: only the host's journal keeps it.
+    outcome = await first.delivery.run(first.transport, first.request, lambda _e: None)
+    assert outcome.exit_status == 0
+    store.set_state(job.id, INTERRUPTED, error="killed")
+
+    result = await resume_job(store, job.id)
+    assert result.read_back == {"localhost": "finished"}
+    assert result.rerun == ["second"]
+    record = store.get_job(job.id)
+    assert record is not None and record.state == SUCCEEDED
+    assert [(h.host, h.state, h.attempts) for h in record.hosts] == [
+        ("localhost", "ok", 1), ("second", "ok", 1)]
+    assert record.hosts[0].result and record.hosts[0].result["counts"]["changed"] == 2
+    read_back = [e["event"] for e in executor_events(store.events(job.id), "localhost")]
+    assert read_back == ["hello", "step_start", "step_end", "step_start", "step_end", "done"]
+
+
+async def test_resume_asks_again_for_secrets(
+    store: JobStore, local_inv: Path, templates: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "written"
+    request = JobRequest("all", api.TemplateTask("secretive"),
+                         {"token": SECRET, "path": str(target)},
+                         api.RunConfig(templates_dirs=(templates,)), (str(local_inv),))
+    job = jobs.prepare_job(store, request, Inventory.load([str(local_inv)]))
+    store.set_state(job.id, INTERRUPTED, error="killed before it began")
+    with pytest.raises(InputError, match="token were not stored; give them again: -e token="):
+        await resume_job(store, job.id)
+    result = await resume_job(store, job.id, {"token": SECRET})
+    assert result.job.state == SUCCEEDED and result.rerun == ["localhost"]
+    assert target.read_text() == f"token={SECRET}"
