@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
+import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -200,13 +202,14 @@ def _job(store: JobStore, job_id: int) -> JobRecord:
 
 class JobRecorder:
     """A sink recording a run as a job: the job runs with the run's first event, ends with
-    its last; a process that exits before that leaves it ``interrupted``."""
+    its last; a process that exits before that leaves it ``interrupted`` (``cancelled``
+    after a ``jobs cancel``, which stops this process as Ctrl-C would)."""
 
     def __init__(self, store: JobStore, job_id: int, plans: Iterable[HostPlan],
                  on_finish: Callable[[JobRecord], None] | None = None) -> None:
         self.store = store
         self.job_id = job_id
-        self.sink = store_sink(store, job_id, plans)
+        self.sink = store_sink(store, job_id, plans, self._interrupt_me)
         self.on_finish = on_finish
         self.job: JobRecord | None = None
         atexit.register(self._at_exit)
@@ -221,10 +224,18 @@ class JobRecorder:
             if self.on_finish is not None:
                 self.on_finish(self.job)
 
+    def _interrupt_me(self) -> None:
+        # From the sink's thread: SIGINT makes asyncio.run cancel the run, as Ctrl-C does,
+        # and the CLI exits 130; the exit hook then marks the job cancelled.
+        os.kill(os.getpid(), signal.SIGINT)
+
     def _at_exit(self) -> None:
-        # Ctrl-C, or an error: the run did not end, so the job may be resumed.
-        if self.job is None:
-            self.sink.close()
+        if self.job is not None:
+            return
+        self.sink.close()
+        if self.sink.cancel_requested:
+            finish_cancelled(self.store, self.job_id)
+        else:  # Ctrl-C, or an error: the run did not end, so the job may be resumed
             self.store.set_state(self.job_id, INTERRUPTED,
                                  error="the control server stopped before the run ended")
 

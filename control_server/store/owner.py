@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-HEARTBEAT_INTERVAL = 10.0  # seconds between a running job's heartbeats
+HEARTBEAT_INTERVAL = 5.0  # seconds between a running job's heartbeats (and cancel checks)
 HEARTBEAT_STALE = 60.0  # an owner elsewhere silent this long is gone
 
 

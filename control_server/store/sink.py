@@ -81,24 +81,32 @@ class StoreSink:
     # --- the writer thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        next_beat = time.monotonic() + self.heartbeat_interval
         while True:
-            try:
-                first = self._queue.get(timeout=self.heartbeat_interval)
-            except queue.Empty:
-                self._beat()
-                continue
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._take(max(0.0, next_beat - time.monotonic()))
             self._write([item for item in batch if _is_event(item)])
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
             if any(item is None for item in batch):
                 return
+            # Also between events of a busy job: a cancel must not wait for a quiet moment.
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + self.heartbeat_interval
+
+    def _take(self, timeout: float) -> list[_Item]:
+        """What is queued: waits up to ``timeout`` for the first item (none: [])."""
+        try:
+            batch = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _write(self, batch: list[RunEvent]) -> None:
         if not batch:

@@ -149,3 +149,19 @@ async def test_resume_asks_again_for_secrets(
     result = await resume_job(store, job.id, {"token": SECRET})
     assert result.job.state == SUCCEEDED and result.rerun == ["localhost"]
     assert target.read_text() == f"token={SECRET}"
+
+
+def test_jobs_cancel_stops_a_cli_run_in_another_process(
+    capsys: pytest.CaptureFixture[str], sqlite_url: str, local_inv: Path, templates: Path,
+    tmp_path: Path
+) -> None:
+    proc = _start_run(sqlite_url, local_inv, templates, tmp_path / "never", tmp_path)
+    with JobStore.open(sqlite_url) as store:
+        job_id = wait_for("the sleep step to start", lambda: _step_started(store), 90)
+        code, _, err = run_cli(capsys, "jobs", "cancel", str(job_id), "--db", sqlite_url)
+        assert code == 0 and "cancel requested" in err
+        # Seen at the run's next heartbeat; it stops as on Ctrl-C.
+        assert proc.wait(30) == 130
+        job = store.get_job(job_id)
+        assert job is not None and job.state == "cancelled"
+        assert job.hosts[0].state == "cancelled"
