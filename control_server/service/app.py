@@ -114,9 +114,11 @@ def create_app(service: Service | None = None) -> FastAPI:
 
 def _routes(app: FastAPI) -> None:
     @app.get("/v1/health", tags=["server"])
-    async def health() -> Health:
+    async def health(request: Request) -> Health:
         """Whether the server is up (no token needed)."""
-        return Health(status="ok", version=__version__)
+        service: Service | None = request.app.state.service
+        ready = service is not None and service.runner.facts_ready.is_set()
+        return Health(status="ok", version=__version__, facts_ready=ready)
 
     @app.post("/v1/requests", status_code=202, tags=["jobs"], response_model=None,
               responses={200: _json(JobDetail, "The job ended in time"),

@@ -186,3 +186,4 @@ class Message(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+    facts_ready: bool = Field(description="The start-up facts gathering is over.")
