@@ -165,3 +165,25 @@ def test_jobs_cancel_stops_a_cli_run_in_another_process(
         job = store.get_job(job_id)
         assert job is not None and job.state == "cancelled"
         assert job.hosts[0].state == "cancelled"
+
+
+def test_events_follow_prints_a_live_job_until_its_server_dies(
+    capsys: pytest.CaptureFixture[str], sqlite_url: str, local_inv: Path, templates: Path,
+    tmp_path: Path
+) -> None:
+    import threading
+
+    proc = _start_run(sqlite_url, local_inv, templates, tmp_path / "never", tmp_path)
+    with JobStore.open(sqlite_url) as store:
+        job_id = wait_for("the sleep step to start", lambda: _step_started(store), 90)
+    killer = threading.Timer(1.0, os.kill, (proc.pid, signal.SIGKILL))
+    killer.start()
+    try:
+        code, out, _ = run_cli(capsys, "jobs", "events", str(job_id), "--follow", "--db",
+                               sqlite_url)
+    finally:
+        killer.join()
+        proc.wait(30)
+    lines = out.splitlines()
+    assert code == 0 and "step_start 1: wait a while" in out
+    assert "job interrupted: the control server running it stopped" in lines[-1]
