@@ -256,10 +256,16 @@ def _start(s: Session, dom: Any, out: _Outcome, change: str, flags: int = 0) -> 
         return
     _truncate_logs(s, dom, out)
     s.doing = "starting domain %s" % dom.name()
-    if flags:
-        dom.createWithFlags(flags)
-    else:
+    if not flags:
         dom.create()
+        return
+    try:
+        dom.createWithFlags(flags)
+    except s.lv.libvirtError as exc:
+        if not s.is_error(exc, *_UNSUPPORTED):
+            raise
+        dom.create()  # a driver that can't start paused: start, then pause
+        dom.suspend()
 
 
 def _reboot(s: Session, dom: Any, out: _Outcome) -> None:
