@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from executor_harness import Executor
 from libvirt_harness import (
-    SYSTEM_PYTHON, TEST_URI, by_name, domain_xml, lv_step, needs_libvirt, node_file, run,
+    SYSTEM_PYTHON,
+    TEST_URI,
+    by_name,
+    domain_xml,
+    lv_step,
+    needs_libvirt,
+    node_file,
+    run,
 )
 
 pytestmark = needs_libvirt

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from executor_harness import Executor
 from libvirt_harness import (
-    SYSTEM_PYTHON, by_name, lv_step, needs_libvirt, network_xml, node_file, pool_xml, qcow2_image, run,
+    SYSTEM_PYTHON,
+    by_name,
+    lv_step,
+    needs_libvirt,
+    network_xml,
+    node_file,
+    pool_xml,
+    qcow2_image,
+    run,
 )
 
 pytestmark = needs_libvirt
