@@ -107,10 +107,8 @@ def guest(lab: Lab) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def prepared(lab: Lab) -> Lab:
-    result, events = run(lab, "all", "host_prepare")
-    assert_ok(result)
-    result, events = run(lab, "all", "create_network", {"name": NETWORK, "cidr": "192.168.150.0/24"})
-    assert_ok(result)
+    assert_ok(run(lab, "all", "host_prepare")[0])
+    assert_ok(run(lab, "all", "create_network", {"name": NETWORK, "cidr": "192.168.150.0/24"})[0])
     return lab
 
 
