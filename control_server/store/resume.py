@@ -69,6 +69,20 @@ def _end_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((e for e in reversed(events) if e.get("event") in ("done", "error")), None)
 
 
+async def _fetch(plan: HostPlan, request_id: str) -> list[dict[str, Any]]:
+    """The journal's events; [] if the host has no journal for the request."""
+    events = await plan.delivery.fetch_journal(plan.transport, request_id)
+    if events:
+        return events
+    # [] also means "this executor version is not on the host" (the control server was
+    # upgraded, or the cache cleaned): any version reads any journal, so upload and ask.
+    upload = await plan.transport.run(plan.delivery.upload(), plan.delivery.bundle.data,
+                                      lambda _line: None)
+    if upload.exit_status != 0:
+        raise ExecutorError("could not upload the executor to read the journal")
+    return await plan.delivery.fetch_journal(plan.transport, request_id)
+
+
 async def read_journal(plan: HostPlan, request_id: str, wait: float) -> _Journal:
     """The host's journal of ``request_id``, waiting up to ``wait`` s for it to end."""
     deadline = time.monotonic() + wait
@@ -79,11 +93,9 @@ async def read_journal(plan: HostPlan, request_id: str, wait: float) -> _Journal
     try:
         while True:
             try:
-                events = await plan.delivery.fetch_journal(plan.transport, request_id)
+                events = await _fetch(plan, request_id)
             except ExecutorError as exc:
                 return _Journal([], "missing", exc.reason)
-            if not events:  # the executor itself is not on the host: it never ran
-                return _Journal([], "missing", "no executor on the host")
             end = _end_of(events)
             if end is not None:
                 verdict = "interrupted" if end.get("interrupted") else "finished"

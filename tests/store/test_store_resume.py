@@ -20,7 +20,7 @@ from control_server.inventory import Inventory
 from control_server.store.jobspec import JobRequest
 from control_server.store.jobstore import JobStore
 from control_server.store.records import INTERRUPTED, JOB_STATE_EVENT, RUNNING, SUCCEEDED
-from control_server.store.resume import JOURNAL_EVENT, resume_job
+from control_server.store.resume import JOURNAL_EVENT, read_journal, resume_job
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -187,3 +187,56 @@ def test_events_follow_prints_a_live_job_until_its_server_dies(
     lines = out.splitlines()
     assert code == 0 and "step_start 1: wait a while" in out
     assert "job interrupted: the control server running it stopped" in lines[-1]
+
+
+async def test_a_sequence_still_running_on_the_host_is_left_alone(
+    store: JobStore, local_inv: Path, templates: Path, tmp_path: Path
+) -> None:
+    """The executor outlived its control server (its stdout is not ours here): resume
+    leaves that host be and the job interrupted; once the sequence ends, resume again."""
+    import asyncio
+    import json
+
+    marker = tmp_path / "marker"
+    request = JobRequest("all", api.TemplateTask("slow"), {"marker": str(marker)},
+                         api.RunConfig(templates_dirs=(templates,)), (str(local_inv),))
+    inv = Inventory.load([str(local_inv)])
+    job = jobs.prepare_job(store, request, inv)
+    store.set_state(job.id, RUNNING)
+    plan = job.plans[0]
+    store.record(job.id, HostStarted(plan.host))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HOSTPLANE_CACHE_DIR", None)  # journal where the launcher keeps it (~/.cache)
+    with (tmp_path / "executor.out").open("wb") as out:
+        executor = subprocess.Popen([sys.executable, "-m", "host_executor"],
+                                    stdin=subprocess.PIPE, stdout=out, env=env)
+    assert executor.stdin is not None
+    executor.stdin.write(json.dumps(plan.request).encode())
+    executor.stdin.close()
+    rid = str(plan.request["id"])
+    try:
+        for _ in range(600):
+            journal = (await read_journal(plan, rid, 0)).events  # uploads if need be
+            if any(e["event"] == "step_start" for e in journal):
+                break
+            assert executor.poll() is None, (tmp_path / "executor.out").read_text()
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the executor never started its step: {journal}")
+        store.set_state(job.id, INTERRUPTED, error="killed")
+
+        first = await resume_job(store, job.id, journal_wait=0.5)
+        assert first.still_running == ["localhost"] and first.rerun == [], first.read_back
+        assert first.job.state == INTERRUPTED and "still running on localhost" in (
+            first.job.error or "")
+        assert first.job.hosts[0].request_id == rid  # read again next time
+    finally:
+        executor.send_signal(signal.SIGTERM)
+        executor.wait(30)
+
+    marker.write_text("")
+    second = await resume_job(store, job.id)
+    assert second.read_back["localhost"].startswith("interrupted (SIGTERM received)")
+    assert second.rerun == ["localhost"] and second.job.state == SUCCEEDED
+    events = executor_events(store.events(job.id))
+    assert [e["event"] for e in events].count("hello") == 2  # each journal event once
