@@ -39,8 +39,8 @@ FOLLOW_POLL = 0.5
 
 def db_option(func: F) -> F:
     return click.option("--db", "db_url", envvar=ENV_DB, metavar="URL",
-                        help="Job store URL (default: $HOSTPLANE_DB, else "
-                             "sqlite:///$XDG_STATE_HOME/hostplane/hostplane.db).")(func)
+                        help="Job store URL (default: $HOSTPLANE_DB, else SQLite in "
+                             "$XDG_STATE_HOME/hostplane).")(func)
 
 
 # The flags `run` and `exec` add for recording (see run_cmds.run_options).
@@ -186,7 +186,11 @@ def show_cmd(db_url: str | None, as_json: bool, job_id: int) -> None:
                f"finished: {_when(job.finished_at)}  ({_took(job)})")
     if job.error:
         click.echo(f"  why:     {job.error}")
-    ConsoleSink(live=False).emit(jobs.run_finished(job))
+    finished = jobs.run_finished(job)
+    ConsoleSink(live=False).emit(finished)
+    for host in finished.hosts:  # the recap details only failed and unreachable hosts
+        if host.status in ("running", "pending", "cancelled"):
+            click.echo(f"{host.status.upper()} {host.host}: {host.error}")
 
 
 def _describe(event: EventRecord) -> str:

@@ -63,6 +63,9 @@ def test_sigkill_mid_run_then_resume(
         assert host.state == "running" and host.request_id
         received = executor_events(store.events(job_id))
         assert [e["event"] for e in received] == ["hello", "step_start"]
+        code, out, _ = run_cli(capsys, "jobs", "show", str(job_id), "--db", sqlite_url)
+        assert f"job {job_id}: interrupted" in out and "the control server running it stopped" in out
+        assert "RUNNING localhost: no result: the run stopped while it ran" in out
 
         # The truth on the host: the executor saw its stdout close (its reader was
         # killed), killed the sleep and journaled an interrupted end.
