@@ -1,0 +1,814 @@
+"""Fan-out benchmark: the same ten small commands on N lab hosts, through every tool.
+
+    .venv/bin/python benchmarks/fanout.py --hosts 10,30 --scale 100,200
+
+Tools (``--tools``):
+
+- ``floor``: one raw asyncssh connection per host running the ten commands in one
+  ``sh -c``, all hosts at once, in one process: the least any SSH tool can do.
+- ``openssh``: one ``ssh -F lab/ssh_config HOST "sh -c '...'"`` per host, all at once.
+- ``hostplane``: ``hostplane run -i INV all bench10 --templates benchmarks/templates
+  -f N --json`` (the CLI, a fresh process: interpreter start-up and imports included).
+- ``hostplane-api``: the same through the library API (``control_server.api.run``) in a
+  fresh worker process, timed after the imports, like the floor.
+- ``paramiko``: ``hostplane run ... --transport paramiko``.
+- ``ansible``: ansible-playbook with ten ``command`` tasks, gather_facts off, forks = N,
+  pipelining, ControlPersist (the masters' CPU is counted: see ``_reap_ssh_masters``).
+- ``pyinfra``: pyinfra with ten ``server.shell`` operations, ``--parallel N -y``.
+
+For each N, each tool is measured ``--repeat`` times, interleaved (round r runs every
+tool once) so that load from anything else on the machine hits all tools alike; the
+median is reported. Wall time is ``time.perf_counter()``; control-side CPU is
+``getrusage(RUSAGE_CHILDREN)`` deltas for subprocess tools (children and their waited
+descendants), and ``time.process_time()`` inside the worker for in-process tools. Host-side
+CPU (the lab containers' cgroup CPU time, summed) is reported too: on a one-machine lab
+the hosts share the control side's cores, so host-side work shows up in wall time here,
+where on a real fleet every host has its own.
+
+hostplane is run once untimed before timing so the executor is cached on every host (the
+steady state); ``--cold`` also times runs that start with the executor removed from every
+host (upload + first unpack included).
+
+The lab (``control_server.lab``) is one set of max(N) containers; each N uses its first N
+hosts. ``--keep-lab`` leaves it up for the next run (``lab_up`` reuses it when the size
+matches); otherwise it is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TEMPLATES = HERE / "templates"
+TEMPLATE = "bench10"
+BIN = Path(sys.executable).parent
+USER = "hostplane"
+
+# The ten commands every tool runs, in this order (the template must say the same).
+COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("true",),
+    ("echo", "x"),
+    ("uname", "-r"),
+    ("cat", "/etc/hostname"),
+    ("id", "-u"),
+    ("date", "+%s"),
+    ("pwd",),
+    ("whoami",),
+    ("cat", "/proc/uptime"),
+    ("sleep", "0"),
+)
+OUTPUT_LINES = 8  # lines the ten commands print together (true and sleep print nothing)
+SHELL_LINE = " && ".join(shlex.join(argv) for argv in COMMANDS)
+
+ALL_TOOLS = ("floor", "hostplane", "hostplane-api", "paramiko", "openssh", "pyinfra",
+             "ansible")
+SCALE_TOOLS = ("floor", "hostplane", "hostplane-api", "openssh")
+IN_PROCESS = ("floor", "hostplane-api")
+
+
+# --- lab and per-N files --------------------------------------------------------------
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    container_id: str
+
+
+@dataclass
+class LabInfo:
+    folder: Path
+    key: Path
+    known_hosts: Path
+    ssh_config: Path
+    hosts: list[Host]
+
+
+@dataclass
+class Setup:
+    """Everything one N needs, generated in ``workdir``."""
+
+    n: int
+    lab: LabInfo
+    workdir: Path
+    hosts: list[Host]
+    inventory: Path  # Ansible INI, also hostplane's
+    pyinfra_inventory: Path
+    pyinfra_deploy: Path
+    playbook: Path
+    ansible_cfg: Path
+    control_dir: Path  # ansible's ControlPath folder
+
+
+def lab_info(lab: Any) -> LabInfo:
+    return LabInfo(Path(lab.folder), Path(lab.key), Path(lab.known_hosts),
+                   Path(lab.ssh_config),
+                   [Host(h.name, h.address, h.container_id) for h in lab.hosts])
+
+
+def write_setup(lab: LabInfo, n: int, root: Path) -> Setup:
+    workdir = root / f"n{n}"
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    hosts = lab.hosts[:n]
+    common = f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes"
+    inventory = workdir / "hosts.ini"
+    inventory.write_text("\n".join([
+        "[lab]",
+        *(f"{h.name} ansible_host={h.address} ansible_user={USER} "
+          f"ansible_ssh_private_key_file={lab.key}" for h in hosts),
+        "", "[lab:vars]", f"ansible_ssh_common_args='{common}'",
+        "ansible_python_interpreter=/usr/bin/python3", ""]))
+
+    pyinfra_inventory = workdir / "pyinfra_inventory.py"
+    entries = ",\n".join(
+        f"    ({h.name!r}, {{'ssh_hostname': {h.address!r}, 'ssh_user': {USER!r}, "
+        f"'ssh_key': {str(lab.key)!r}, 'ssh_known_hosts_file': {str(lab.known_hosts)!r}, "
+        f"'ssh_strict_host_key_checking': 'yes'}})" for h in hosts)
+    pyinfra_inventory.write_text(f"lab = [\n{entries},\n]\n")
+    pyinfra_deploy = workdir / "pyinfra_deploy.py"
+    ops = "".join(f"server.shell(name={shlex.join(argv)!r}, commands=[{shlex.join(argv)!r}])\n"
+                  for argv in COMMANDS)
+    pyinfra_deploy.write_text(f"from pyinfra.operations import server\n\n{ops}")
+
+    playbook = workdir / "playbook.yml"
+    tasks = "".join(f"    - name: {json.dumps(shlex.join(argv))}\n"
+                    f"      command: {{argv: {json.dumps(list(argv))}}}\n"
+                    f"      changed_when: false\n" for argv in COMMANDS)
+    playbook.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
+    control_dir = workdir / "cp"
+    ansible_cfg = workdir / "ansible.cfg"
+    ansible_cfg.write_text("\n".join([
+        "[defaults]", f"forks = {n}", "host_key_checking = True",
+        "interpreter_python = /usr/bin/python3", "retry_files_enabled = False",
+        f"local_tmp = {workdir / 'ansible-tmp'}", "",
+        "[ssh_connection]", "pipelining = True",
+        "ssh_args = -o ControlMaster=auto -o ControlPersist=60s",
+        f"control_path_dir = {control_dir}", ""]))
+    return Setup(n, lab, workdir, hosts, inventory, pyinfra_inventory, pyinfra_deploy,
+                 playbook, ansible_cfg, control_dir)
+
+
+def check_template() -> None:
+    """The template runs exactly COMMANDS, so every tool does the same work."""
+    from control_server.templating import TemplateLibrary
+
+    seq = TemplateLibrary((TEMPLATES,)).render(TEMPLATE, {}, "check")
+    argvs = tuple(tuple(step["args"]["argv"]) for step in seq.steps)
+    if argvs != COMMANDS or any(step["action"] != "command" for step in seq.steps):
+        raise SystemExit(f"{TEMPLATES / TEMPLATE}.yaml.j2 does not run COMMANDS: {argvs}")
+
+
+# --- host-side CPU (the lab containers' cgroups) --------------------------------------
+
+
+def _cgroup_cpu_file(container_id: str) -> tuple[Path, bool] | None:
+    """(file, is_v1) holding the container's CPU time, if this machine exposes it."""
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage")
+    if v1.is_file():
+        return v1, True
+    for v2 in (Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"),
+               Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat")):
+        if v2.is_file():
+            return v2, False
+    return None
+
+
+class HostCPU:
+    def __init__(self, hosts: Sequence[Host]) -> None:
+        found = [_cgroup_cpu_file(h.container_id) for h in hosts]
+        self.files = [f for f in found if f is not None] if all(found) else []
+
+    def seconds(self) -> float | None:
+        if not self.files:
+            return None
+        total = 0.0
+        for path, v1 in self.files:
+            text = path.read_text()
+            if v1:
+                total += int(text) / 1e9
+            else:
+                usage = next(line for line in text.splitlines() if line.startswith("usage_usec"))
+                total += int(usage.split()[1]) / 1e6
+        return total
+
+
+# --- CPU scheduling on a shared machine --------------------------------------------------
+
+CPU_ROOT = Path("/sys/fs/cgroup/cpu")  # cgroup v1 "cpu" hierarchy (cpuacct is separate)
+
+
+def _container_pids(container_id: str) -> list[int]:
+    for path in (Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cgroup.procs"),
+                 Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cgroup.procs"),
+                 Path(f"/sys/fs/cgroup/docker/{container_id}/cgroup.procs")):
+        if path.is_file():
+            return [int(x) for x in path.read_text().split()]
+    return []
+
+
+def _move(pids: Sequence[int], group: Path) -> int:
+    moved = 0
+    for pid in pids:
+        try:
+            (group / "cgroup.procs").write_text(str(pid))
+            moved += 1
+        except OSError:
+            pass  # gone meanwhile
+    return moved
+
+
+class CpuGroup:
+    """This process (so every tool it starts) and the lab hosts' processes (their sshd, so
+    every session and executor) in ONE ``cpu`` cgroup of weight ``shares``.
+
+    Why: Docker puts all containers under one ``docker`` group that weighs as much as a
+    single process against everything outside it. On a machine where others run work,
+    the lab hosts then get a sliver of the CPU while the control side gets its fair
+    share: host-side work (a Python executor, say) looks far slower than it is. In one
+    group, control and hosts compete with each other as on an idle machine. Only the
+    ``cpu`` controller moves (``cpuacct``, which counts host CPU, is a separate v1
+    hierarchy and stays as Docker made it). Undone by ``restore``. Needs root and cgroup v1.
+    """
+
+    def __init__(self, name: str, shares: int, hosts: Sequence[Host]) -> None:
+        self.group = CPU_ROOT / name
+        self.hosts = list(hosts)
+        self.group.mkdir(exist_ok=True)
+        (self.group / "cpu.shares").write_text(str(shares))
+        _move([os.getpid()], self.group)
+        self.moved = sum(_move(_container_pids(h.container_id), self.group) for h in self.hosts)
+
+    def describe(self) -> str:
+        shares = (self.group / "cpu.shares").read_text().strip()
+        return (f"cpu cgroup {self.group} (cpu.shares {shares}): this process and "
+                f"{self.moved} lab processes")
+
+    def restore(self) -> None:
+        _move([os.getpid()], CPU_ROOT)
+        for h in self.hosts:
+            home = CPU_ROOT / "docker" / h.container_id
+            if home.is_dir():
+                _move(_container_pids(h.container_id), home)
+        _move([int(x) for x in (self.group / "cgroup.procs").read_text().split()], CPU_ROOT)
+        with contextlib.suppress(OSError):
+            self.group.rmdir()
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    tool: str
+    n: int
+    wall: float
+    cpu: float
+    host_cpu: float | None
+    load: float
+    ok: bool
+    note: str = ""
+
+
+class ToolFailed(Exception):
+    pass
+
+
+class Uploaded(Exception):
+    """hostplane uploaded its executor during a timed run: the sources changed meanwhile."""
+
+
+def tool_env(workroot: Path) -> dict[str, str]:
+    """The environment every measured process gets: bytecode cached (outside the repo).
+
+    With PYTHONDONTWRITEBYTECODE set (as in some dev shells) and an editable install,
+    every run would compile hostplane's modules from source again; a pip-installed
+    hostplane, ansible or pyinfra has its bytecode. PYTHONPYCACHEPREFIX keeps the cache
+    out of the source trees; the untimed warm-up fills it.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workroot / "pycache")
+    return env
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _log(setup: Setup, tool: str, tag: str) -> Path:
+    return setup.workdir / "logs" / f"{tool}-{tag}.log"
+
+
+def run_subprocess(cmds: Sequence[Sequence[str]], log: Path, env: dict[str, str] | None = None,
+                   after: Callable[[], None] | None = None) -> tuple[float, float, list[int]]:
+    """Start every command at once, wait for all; (wall, children CPU, exit codes).
+
+    ``after`` runs before the CPU is read (not timed): it may stop helpers the commands
+    left behind so that their CPU is counted too.
+    """
+    cpu0 = _children_cpu()
+    procs: list[subprocess.Popen[bytes]] = []
+    with log.open("wb") as out:
+        try:
+            t0 = time.perf_counter()
+            procs = [subprocess.Popen(list(c), stdin=subprocess.DEVNULL, stdout=out,
+                                      stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True) for c in cmds]
+            codes = [p.wait() for p in procs]
+            wall = time.perf_counter() - t0
+        finally:
+            for p in procs:  # interrupted: take the tool's whole process group down
+                if p.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGTERM)
+    if after is not None:
+        after()
+    return wall, _children_cpu() - cpu0, codes
+
+
+def _set_subreaper() -> bool:
+    """Become the reaper of orphaned descendants (ssh ControlPersist masters), Linux only."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(36, 1, 0, 0, 0)) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap_orphans(timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.02)
+
+
+def _reap_ssh_masters(control_dir: Path) -> None:
+    """Stop ansible's ControlPersist masters and wait for them, so their CPU is counted."""
+    for sock in sorted(control_dir.glob("*")):
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"],
+                       stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    _reap_orphans()
+    shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
+    """(wall, control-side CPU, note) of one run of ``tool``; raises ToolFailed."""
+    n = setup.n
+    log = _log(setup, tool, tag)
+    if tool in IN_PROCESS:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", tool,
+               "--workdir", str(setup.workdir), "--lab-folder", str(setup.lab.folder)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                              env=tool_env(setup.workdir.parent))
+        log.write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise ToolFailed(f"{tool}: worker exit {proc.returncode}: {proc.stderr[-2000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if result.get("uploaded"):
+            raise Uploaded(f"{tool}: {result['uploaded']} hosts got the executor uploaded")
+        return float(result["wall"]), float(result["cpu"]), ""
+    env = tool_env(setup.workdir.parent)
+    after: Callable[[], None] | None = None
+    if tool in ("hostplane", "paramiko"):
+        cmd = [str(BIN / "hostplane"), "run", "-i", str(setup.inventory), "all", TEMPLATE,
+               "--templates", str(TEMPLATES), "-f", str(n), "--json"]
+        if tool == "paramiko":
+            cmd += ["--transport", "paramiko"]
+        cmds = [cmd]
+    elif tool == "openssh":
+        cmds = [["ssh", "-F", str(setup.lab.ssh_config), "-o", "BatchMode=yes",
+                 "-o", "ControlMaster=no", "-o", "ControlPath=none", h.name,
+                 f"sh -c {shlex.quote(SHELL_LINE)}"] for h in setup.hosts]
+    elif tool == "ansible":
+        env.update(ANSIBLE_CONFIG=str(setup.ansible_cfg), ANSIBLE_NOCOLOR="1")
+        cmds = [[str(BIN / "ansible-playbook"), "-i", str(setup.inventory),
+                 str(setup.playbook)]]
+        if tag == "warmup":  # one host is enough to fill the bytecode cache
+            cmds[0] += ["--limit", setup.hosts[0].name]
+        control_dir = setup.control_dir
+        shutil.rmtree(control_dir, ignore_errors=True)
+        control_dir.mkdir()
+
+        def after() -> None:
+            _reap_ssh_masters(control_dir)
+    elif tool == "pyinfra":
+        cmds = [[str(BIN / "pyinfra"), "-y", "--parallel", str(n),
+                 str(setup.pyinfra_inventory), str(setup.pyinfra_deploy)]]
+    else:
+        raise SystemExit(f"unknown tool {tool!r}")
+    wall, cpu, codes = run_subprocess(cmds, log, env, after)
+    bad = [c for c in codes if c != 0]
+    if bad:
+        raise ToolFailed(f"{tool}: exit {bad[0]} ({len(bad)} of {len(codes)}), see {log}")
+    if tool == "openssh":
+        lines = log.read_text().splitlines()
+        if len(lines) != OUTPUT_LINES * n:
+            raise ToolFailed(f"openssh: {len(lines)} output lines, expected {OUTPUT_LINES * n}")
+    if tool in ("hostplane", "paramiko"):
+        _check_hostplane_output(log, n, tool, cold=tag.startswith(("cold", "warmup")))
+    return wall, cpu, ""
+
+
+def _check_hostplane_output(log: Path, n: int, tool: str, cold: bool) -> None:
+    ends = [json.loads(line) for line in log.read_text().splitlines()
+            if line.startswith("{") and '"host_end"' in line]
+    ok = [e for e in ends if e.get("status") == "ok" and e["counts"]["failed"] == 0
+          and e["counts"]["ok"] + e["counts"]["changed"] == len(COMMANDS)]
+    if len(ok) != n:
+        raise ToolFailed(f"{tool}: {len(ok)} of {n} hosts ran all ten steps, see {log}")
+    uploaded = sum(1 for e in ends if e.get("uploaded"))
+    if uploaded and not cold:
+        raise Uploaded(f"{tool}: {uploaded} hosts got the executor uploaded")
+
+
+def clear_executor_cache(setup: Setup) -> None:
+    """Remove the cached executor from every host (for a cold run)."""
+    cmds = [["ssh", "-F", str(setup.lab.ssh_config), "-o", "BatchMode=yes", "-o",
+             "ControlMaster=no", "-o", "ControlPath=none", h.name,
+             "rm -rf .cache/hostplane"] for h in setup.hosts]
+    _, _, codes = run_subprocess(cmds, _log(setup, "clear-cache", "last"),
+                                 tool_env(setup.workdir.parent))
+    if any(codes):
+        raise ToolFailed("could not clear the executor cache on every host")
+
+
+def sample(tool: str, setup: Setup, tag: str, host_cpu: HostCPU) -> Sample:
+    for attempt in range(3):
+        load = os.getloadavg()[0]
+        h0 = host_cpu.seconds()
+        try:
+            wall, cpu, note = measure(tool, setup, tag)
+            ok = True
+        except Uploaded as exc:
+            # Someone changed the executor's sources: this run was a cold one. Again.
+            print(f"  again: {exc}", file=sys.stderr)
+            if attempt < 2:
+                continue
+            wall, cpu, note, ok = float("nan"), float("nan"), str(exc)[:300], False
+        except ToolFailed as exc:
+            print(f"  FAILED {exc}", file=sys.stderr)
+            wall, cpu, note, ok = float("nan"), float("nan"), str(exc)[:300], False
+        break
+    h1 = host_cpu.seconds()
+    host = None if h0 is None or h1 is None else h1 - h0
+    return Sample(tool, setup.n, wall, cpu, host, load, ok, note)
+
+
+# --- in-process workers -----------------------------------------------------------------
+
+
+def _read_inventory_hosts(inventory: Path) -> list[tuple[str, str]]:
+    out = []
+    for line in inventory.read_text().splitlines():
+        if "ansible_host=" in line:
+            words = line.split()
+            out.append((words[0], words[1].split("=", 1)[1]))
+    return out
+
+
+async def _floor(addresses: Sequence[str], key_path: Path, known_hosts: Path) -> list[str]:
+    import asyncssh
+
+    key = asyncssh.read_private_key(str(key_path))
+    known = asyncssh.read_known_hosts(str(known_hosts))
+    command = f"sh -c {shlex.quote(SHELL_LINE)}"
+
+    async def one(address: str) -> str:
+        async with asyncssh.connect(address, username=USER, client_keys=[key],
+                                    known_hosts=known, config=None, agent_path=None) as conn:
+            result = await conn.run(command, check=True)
+            return str(result.stdout)
+
+    return await asyncio.gather(*(one(a) for a in addresses))
+
+
+def worker(tool: str, workdir: Path, lab_folder: Path) -> None:
+    """Run one in-process measurement; print {"wall", "cpu"} as the last line."""
+    inventory = workdir / "hosts.ini"
+    uploaded = 0
+    if tool == "floor":
+        import asyncssh  # noqa: F401  (imported before timing, like hostplane's imports)
+
+        addresses = [a for _, a in _read_inventory_hosts(inventory)]
+        c0, t0 = time.process_time(), time.perf_counter()
+        outputs = asyncio.run(_floor(addresses, lab_folder / "id_ed25519",
+                                     lab_folder / "known_hosts"))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        bad = [o for o in outputs if len(o.splitlines()) != OUTPUT_LINES]
+        if bad:
+            raise SystemExit(f"floor: unexpected output {bad[0]!r}")
+    elif tool == "hostplane-api":
+        from control_server import api
+        from control_server.inventory import Inventory
+        from control_server.runner import RunOptions
+
+        n = len(_read_inventory_hosts(inventory))
+        c0, t0 = time.process_time(), time.perf_counter()
+        inv = Inventory.load([str(inventory)])
+        config = api.RunConfig(options=RunOptions(forks=n), templates_dirs=(TEMPLATES,))
+        result = asyncio.run(api.run(inv, "all", api.TemplateTask(TEMPLATE), {}, config, []))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if result.exit_code != 0:
+            raise SystemExit(f"hostplane-api: exit code {result.exit_code}: {result.hosts}")
+        uploaded = sum(1 for h in result.hosts.values() if h.uploaded)
+    else:
+        raise SystemExit(f"no in-process worker for {tool!r}")
+    print(json.dumps({"wall": wall, "cpu": cpu, "uploaded": uploaded}))
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    tool: str
+    n: int
+    wall: float
+    cpu: float
+    host_cpu: float | None
+    walls: list[float] = field(default_factory=list)
+    failed: int = 0
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(samples: Sequence[Sample]) -> list[Row]:
+    rows: list[Row] = []
+    order = {t: i for i, t in enumerate(ALL_TOOLS)}
+    order["hostplane (cold)"] = order["hostplane"]
+    keys = sorted(dict.fromkeys((s.tool, s.n) for s in samples),
+                  key=lambda k: (k[1], order.get(k[0], 99), k[0]))
+    for tool, n in keys:
+        mine = [s for s in samples if (s.tool, s.n) == (tool, n)]
+        good = [s for s in mine if s.ok]
+        hosts = [s.host_cpu for s in good if s.host_cpu is not None]
+        rows.append(Row(tool, n, _median([s.wall for s in good]), _median([s.cpu for s in good]),
+                        _median(hosts) if hosts else None, [round(s.wall, 3) for s in good],
+                        len(mine) - len(good)))
+    return rows
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def table(rows: Sequence[Row], n: int) -> str:
+    mine = [r for r in rows if r.n == n]
+    floor = next((r for r in mine if r.tool == "floor"), None)
+
+    def ratio(x: float | None, base: float | None) -> str:
+        if x is None or base is None or x != x or base != base or base == 0:
+            return "-"
+        return f"{x / base:.1f}x"
+
+    def total(r: Row) -> float | None:
+        return None if r.host_cpu is None else r.cpu + r.host_cpu
+
+    lines = [f"N = {n}", "",
+             "| tool | wall s | wall / floor | CPU s control | CPU / floor | CPU s hosts "
+             "| CPU s total | total / floor | runs (wall s) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in mine:
+        runs = ", ".join(f"{w:.2f}" for w in r.walls) + (f" ({r.failed} failed)" if r.failed
+                                                         else "")
+        lines.append(
+            f"| {r.tool} | {_fmt(r.wall)} | {ratio(r.wall, floor.wall if floor else None)} "
+            f"| {_fmt(r.cpu)} | {ratio(r.cpu, floor.cpu if floor else None)} "
+            f"| {_fmt(r.host_cpu)} | {_fmt(total(r))} "
+            f"| {ratio(total(r), total(floor) if floor else None)} | {runs} |")
+    return "\n".join(lines)
+
+
+def scale_table(rows: Sequence[Row], ns: Sequence[int]) -> str:
+    """Per-host cost at each N, and the marginal cost between consecutive N."""
+    tools = list(dict.fromkeys(r.tool for r in rows if r.n in ns))
+    lines = ["| tool | N | wall s | wall ms/host | marginal wall ms/host | CPU s (control) "
+             "| CPU ms/host | marginal CPU ms/host | host CPU ms/host |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for tool in tools:
+        prev: Row | None = None
+        for n in ns:
+            r = next((x for x in rows if x.tool == tool and x.n == n), None)
+            if r is None:
+                continue
+            mw = mc = float("nan")
+            if prev is not None:
+                mw = (r.wall - prev.wall) / (n - prev.n) * 1000
+                mc = (r.cpu - prev.cpu) / (n - prev.n) * 1000
+            hc = r.host_cpu / n * 1000 if r.host_cpu is not None else None
+            lines.append(f"| {tool} | {n} | {_fmt(r.wall)} | {_fmt(r.wall / n * 1000, 1)} "
+                         f"| {_fmt(mw, 1)} | {_fmt(r.cpu)} | {_fmt(r.cpu / n * 1000, 1)} "
+                         f"| {_fmt(mc, 1)} | {_fmt(hc, 1)} |")
+            prev = r
+    return "\n".join(lines)
+
+
+def targets(rows: Sequence[Row], n: int = 30) -> str:
+    def wall(tool: str) -> float:
+        r = next((x for x in rows if x.tool == tool and x.n == n), None)
+        return r.wall if r else float("nan")
+
+    hp, floor, pyinfra, ansible = wall("hostplane"), wall("floor"), wall("pyinfra"), wall(
+        "ansible")
+    api = wall("hostplane-api")
+    out = [f"Targets at N = {n} (wall time, medians):"]
+    for name, value, goal, good in (
+        ("hostplane / floor", hp / floor, "<= 2x", hp / floor <= 2),
+        ("pyinfra / hostplane", pyinfra / hp, ">= 2.5x", pyinfra / hp >= 2.5),
+        ("ansible / hostplane", ansible / hp, ">= 40x", ansible / hp >= 40),
+        ("hostplane-api / floor", api / floor, "<= 2x", api / floor <= 2),
+        ("pyinfra / hostplane-api", pyinfra / api, ">= 2.5x", pyinfra / api >= 2.5),
+        ("ansible / hostplane-api", ansible / api, ">= 40x", ansible / api >= 40),
+    ):
+        verdict = "n/a" if value != value else ("met" if good else "MISSED")
+        out.append(f"- {name}: {_fmt(value, 2)}x (target {goal}): {verdict}")
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kib / 1024 / 1024:.0f} GiB"
+
+    def version(cmd: list[str]) -> str:
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        except OSError:
+            return "?"
+        return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr) else "?"
+
+    import asyncssh
+    import paramiko
+
+    return {
+        "cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
+        "python": platform.python_version(), "asyncssh": asyncssh.__version__,
+        "paramiko": paramiko.__version__, "openssh": version(["ssh", "-V"]),
+        "ansible": version([str(BIN / "ansible-playbook"), "--version"]),
+        "pyinfra": version([str(BIN / "pyinfra"), "--version"]),
+        "load_at_start": os.getloadavg(),
+    }
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _tools(text: str) -> list[str]:
+    tools = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in ALL_TOOLS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown tools {unknown}; known: {ALL_TOOLS}")
+    return tools
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hosts", type=_ints, default=[10, 30],
+                   help="N for the full comparison (default 10,30)")
+    p.add_argument("--scale", type=_ints, default=[],
+                   help="N for the scale runs with --scale-tools (e.g. 100,200)")
+    p.add_argument("--tools", type=_tools, default=list(ALL_TOOLS))
+    p.add_argument("--scale-tools", type=_tools, default=list(SCALE_TOOLS))
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--cold", action="store_true",
+                   help="also time hostplane with the executor removed from every host first")
+    p.add_argument("--ansible-max", type=int, default=30,
+                   help="skip ansible for N above this (default 30)")
+    p.add_argument("--lab", default="hostplane-bench", help="lab name (Docker containers)")
+    p.add_argument("--lab-folder", type=Path, default=None)
+    p.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
+    p.add_argument("--cpu-shares", type=int, default=0,
+                   help="put this process and the lab hosts in one cpu cgroup of this weight "
+                        "(1024 = one ordinary process); see CpuGroup. Default: off")
+    p.add_argument("--workdir", type=Path, default=None, help="generated files and logs")
+    p.add_argument("--json", type=Path, default=None, help="write every sample here")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.workdir, args.lab_folder)
+        return 0
+    sys.path.insert(0, str(ROOT))
+    check_template()
+    from control_server.lab import lab_down, lab_up
+
+    ns = sorted(set(args.hosts) | set(args.scale))
+    info = machine()
+    print(json.dumps(info, indent=1), flush=True)
+    folder = args.lab_folder or Path(tempfile.gettempdir()) / f"{args.lab}-lab"
+    workroot = args.workdir or Path(tempfile.mkdtemp(prefix="hostplane-bench-"))
+    t0 = time.monotonic()
+    lab = lab_info(lab_up(max(ns), name=args.lab, folder=folder))
+    print(f"lab {args.lab}: {len(lab.hosts)} hosts up in {time.monotonic() - t0:.0f} s "
+          f"(files in {folder}; work in {workroot})", flush=True)
+    reaper = _set_subreaper()
+    group = CpuGroup(f"{args.lab}-bench", args.cpu_shares, lab.hosts) if args.cpu_shares \
+        else None
+    priority = group.describe() if group else "as the system has it"
+    print(f"CPU scheduling: {priority}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    samples: list[Sample] = []
+    warmed: set[str] = set()
+    try:
+        for n in ns:
+            setup = write_setup(lab, n, workroot)
+            tools = [t for t in (args.tools if n in args.hosts else args.scale_tools)
+                     if not (t == "ansible" and n > args.ansible_max)]
+            if n in args.hosts and n in args.scale:
+                tools += [t for t in args.scale_tools if t not in tools]
+            host_cpu = HostCPU(setup.hosts)
+            print(f"\n== N = {n}: {', '.join(tools)}", flush=True)
+            if args.cold and any(t in tools for t in ("hostplane", "hostplane-api")):
+                sample("hostplane", setup, "warmup", host_cpu)  # the control's bytecode
+                for r in range(args.repeat):
+                    clear_executor_cache(setup)
+                    s = sample("hostplane", setup, f"cold{r}", host_cpu)
+                    s.tool = "hostplane (cold)"
+                    samples.append(s)
+                    print(f"  {s.tool:18} {s.wall:7.2f} s wall {s.cpu:6.2f} s CPU", flush=True)
+            # The steady state: the executor cached on every host; each tool warmed once.
+            for tool in tools:
+                # hostplane: the executor cached on every host. Others keep nothing on
+                # the hosts between runs: one warm-up fills the bytecode cache.
+                if tool in ("hostplane", "paramiko", "hostplane-api") or tool not in warmed:
+                    sample(tool, setup, "warmup", host_cpu)
+                    warmed.add(tool)
+            for r in range(args.repeat):
+                for tool in tools:
+                    s = sample(tool, setup, str(r), host_cpu)
+                    samples.append(s)
+                    hc = f"{s.host_cpu:6.2f}" if s.host_cpu is not None else "   -"
+                    print(f"  {tool:18} {s.wall:7.2f} s wall {s.cpu:6.2f} s CPU {hc} s host "
+                          f"CPU  load {s.load:4.1f}", flush=True)
+            if setup.control_dir.exists():
+                _reap_ssh_masters(setup.control_dir)
+    finally:
+        for n in ns:  # ansible's masters, if interrupted mid-run
+            if (workroot / f"n{n}" / "cp").exists():
+                _reap_ssh_masters(workroot / f"n{n}" / "cp")
+        if group is not None:
+            group.restore()
+        if not args.keep_lab:
+            lab_down(args.lab, folder)
+    rows = summarize(samples)
+    print()
+    for n in ns:
+        print(table(rows, n) + "\n")
+    if args.scale:
+        print(scale_table(rows, ns) + "\n")
+    if 30 in args.hosts:
+        print(targets(rows) + "\n")
+    print(f"subreaper for ssh masters: {reaper}; CPU scheduling: {priority}; "
+          f"load average at end: {os.getloadavg()}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "samples": [asdict(s) for s in samples],
+                                         "rows": [asdict(r) for r in rows]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
