@@ -122,11 +122,17 @@ class Delivery:
         return outcome
 
     async def fetch_journal(self, transport: Transport, request_id: str) -> list[dict[str, Any]]:
-        """The events the executor journaled for ``request_id`` on the host."""
+        """The events the executor journaled for ``request_id`` on the host.
+
+        A host that lacks this executor version (the control server was upgraded since) gets
+        it first: any version reads the journal format."""
         outcome = SequenceOutcome(None)
-        result = await transport.run(
-            self.launcher("--journal", request_id), b"", _LineParser(outcome, lambda _e: None).feed
-        )
+        command = self.launcher("--journal", request_id)
+        result = await transport.run(command, b"", _LineParser(outcome, lambda _e: None).feed)
+        if outcome.missing:
+            await self._upload(transport)
+            outcome = SequenceOutcome(None)
+            result = await transport.run(command, b"", _LineParser(outcome, lambda _e: None).feed)
         if outcome.missing:
             return []
         if result.exit_status != 0:

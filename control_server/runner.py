@@ -186,7 +186,7 @@ class _HostRun:
         for event in events:
             self.on_event(event)
         done = next((e for e in reversed(events) if e.get("event") == "done"), None)
-        rc = done.get("rc") if done else None
+        rc = done.get("exit") if done else None
         status = HOST_OK if rc == 0 else HOST_FAILED
         note = f"connection lost ({exc.reason}); results read back from the host's journal"
         return self._finish(status, start, error=note, error_kind="connection_lost", executor_rc=rc)

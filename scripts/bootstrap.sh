@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev openssh-client openssh-server debootstrap
-              iproute2 procps ca-certificates python3-libvirt libvirt-clients)
+              iproute2 procps ca-certificates python3-libvirt libvirt-clients
+              postgresql-15)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -47,7 +47,11 @@ class LocalTransport(Transport):
         except asyncio.CancelledError:
             # Closing our ends is what the executor watches for: it then kills its step.
             proc.stdin.close()
-            proc.send_signal(signal.SIGHUP)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGHUP)
+            # Reap it, so no process (or asyncio transport) outlives the cancelled run.
+            await asyncio.shield(asyncio.wait_for(proc.wait(), 10))
+            stderr_task.cancel()
             raise
         stderr = await stderr_task
         sig = None
