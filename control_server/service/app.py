@@ -22,9 +22,11 @@ from control_server.service.models import (
     CancelResult,
     ConfigurationRequest,
     Health,
+    HostEventData,
     HostList,
     InstanceList,
     JobDetail,
+    JobEvent,
     JobList,
     Message,
     PlacementRejected,
@@ -33,7 +35,7 @@ from control_server.service.models import (
 from control_server.store.records import JOB_STATES
 
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
-LastEventId = Annotated[str | None, Header(
+LastEventId = Annotated[str, Header(
     alias="Last-Event-ID", pattern=r"^\s*[0-9]{0,18}\s*$",
     description="Resume after this event id (what an EventSource sends on reconnect).")]
 After = Annotated[int, Query(ge=0, le=MAX_ID, description="Resume after this event id "
@@ -54,9 +56,18 @@ AUTH: Responses = {401: _json(Message, "No token, or not a valid one")}
 WRITE: Responses = {**AUTH, 403: _json(Message, "A reader's token")}
 INVALID: Responses = {422: _json(ValidationFailed, "Bad input, naming the field")}
 NOT_FOUND: Responses = {404: _json(Message, "No such job")}
-STREAM: Responses = {200: {
-    "description": "Server-Sent Events: `id`, `event` (the kind), `data` (JSON)",
-    "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}}}}
+
+
+def _stream_doc(data: type[Any], what: str) -> Responses:
+    """An event stream; before OpenAPI 3.2 (``itemSchema``), ``schema`` is one event."""
+    event = {"type": "object", "properties": {
+        "id": {"type": "string", "description": what},
+        "event": {"type": "string", "description": "The event's kind."},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": f"#/components/schemas/{data.__name__}"}},
+        "retry": {"type": "integer"}}}
+    return {200: {"description": "Server-Sent Events, one JSON document per event",
+                  "content": {sse.MEDIA_TYPE: {"schema": event}}}}
 
 
 class EventStreamResponse(StreamingResponse):
@@ -68,12 +79,12 @@ def _stream(events: AsyncIterator[str]) -> EventStreamResponse:
                                                 "X-Accel-Buffering": "no"})
 
 
-def _resume_point(header: str | None, after: int) -> int:
+def _resume_point(header: str, after: int) -> int:
     try:
         from_header = sse.parse_last_id(header)
     except ValueError as exc:
         raise RequestInvalid(["header", "Last-Event-ID"], str(exc)) from None
-    return from_header if header is not None and header.strip() else after
+    return from_header if header.strip() else after
 
 
 @asynccontextmanager
@@ -165,9 +176,10 @@ def _routes(app: FastAPI) -> None:
         return detail
 
     @app.get("/v1/jobs/{job_id}/events", tags=["jobs"], response_class=EventStreamResponse,
-             responses={**STREAM, **AUTH, **NOT_FOUND, **INVALID})
+             responses={**_stream_doc(JobEvent, "The event's seq in the job"), **AUTH,
+                        **NOT_FOUND, **INVALID})
     async def job_events(request: Request, job_id: JobId, _who: Reader,
-                         last_event_id: LastEventId = None, after: After = 0
+                         last_event_id: LastEventId = "", after: After = 0
                          ) -> EventStreamResponse:
         """The job's events in order, live until the job ends; resumable."""
         service = service_of(request)
@@ -204,8 +216,9 @@ def _routes(app: FastAPI) -> None:
             known, key=lambda i: (i.host, i.name)) if host is None or i.host == host])
 
     @app.get("/v1/events", tags=["fleet"], response_class=EventStreamResponse,
-             responses={**STREAM, **AUTH, **INVALID})
-    async def host_events(request: Request, _who: Reader, last_event_id: LastEventId = None,
+             responses={**_stream_doc(HostEventData, "The host event's id"), **AUTH,
+                        **INVALID})
+    async def host_events(request: Request, _who: Reader, last_event_id: LastEventId = "",
                           after: After = 0, host: HostName = None) -> EventStreamResponse:
         """Host events (instance state changes, hosts lost and found), live; resumable."""
         service = service_of(request)

@@ -11,7 +11,9 @@ MAX_ID = 2**62  # beyond what SQLite and PostgreSQL integers hold
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No coercion ("1" is not 1, 1.0 is not an int) and no unknown keys: a request means
+    # what it says, or is refused naming the field.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PlacementSpec(_Strict):
@@ -177,6 +179,30 @@ class ErrorItem(BaseModel):
 
 class ValidationFailed(BaseModel):
     detail: list[ErrorItem]
+
+
+class JobEvent(BaseModel):
+    """The ``data`` of a job event stream's event (its ``id`` is ``seq``)."""
+
+    job_id: int
+    seq: int
+    host: str | None
+    kind: str = Field(description="job_state, placement, run_start, host_start, executor, "
+                                  "host_end, run_end, ...")
+    time: float
+    payload: dict[str, Any]
+
+
+class HostEventData(BaseModel):
+    """The ``data`` of a host event stream's event (its ``id`` is ``id``)."""
+
+    id: int
+    host: str
+    kind: str = Field(description="instance_state, host_reachable, host_unreachable, ...")
+    instance: str | None
+    time: float
+    payload: dict[str, Any]
+    received_by: str | None
 
 
 class Message(BaseModel):

@@ -18,6 +18,8 @@ from pydantic import BaseModel
 
 from control_server.service.models import (
     Accepted,
+    HostEventData,
+    JobEvent,
     Message,
     PlacementRejected,
     ValidationFailed,
@@ -25,8 +27,8 @@ from control_server.service.models import (
 
 REPO_FILE = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 # Models only named in hand-written responses (see app._json): FastAPI does not add them.
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (Accepted, Message, PlacementRejected,
-                                              ValidationFailed)
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (Accepted, HostEventData, JobEvent, Message,
+                                              PlacementRejected, ValidationFailed)
 
 
 def install(app: FastAPI) -> None:
