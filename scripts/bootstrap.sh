@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev openssh-client openssh-server debootstrap
               iproute2 procps ca-certificates python3-libvirt libvirt-clients
-              postgresql-15)
+              postgresql-15 vagrant vagrant-libvirt)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

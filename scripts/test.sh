@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 ./scripts/docker-engine.sh
 
-.venv/bin/ruff check control_server host_executor tests benchmarks
+.venv/bin/ruff check control_server host_executor tests benchmarks vagrant
 .venv/bin/mypy control_server host_executor
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"
