@@ -9,7 +9,13 @@ from typing import Any
 
 from control_server.errors import PatternError
 from control_server.inventory.ansible_json import graph_output, list_output
-from control_server.inventory.model import FrozenVars, Host, HostNode, InventoryGraph
+from control_server.inventory.model import (
+    LOCALHOST_NAMES,
+    FrozenVars,
+    Host,
+    HostNode,
+    InventoryGraph,
+)
 from control_server.inventory.patterns import (
     Matcher,
     implicit_localhost,
@@ -70,7 +76,7 @@ class Inventory:
         found = self._hosts.get(name)
         if found is not None:
             return found
-        if name in ("127.0.0.1", "localhost", "::1"):
+        if name in LOCALHOST_NAMES:
             node = self._graph.localhost or implicit_localhost(name)
             return self._host_of(node)
         raise PatternError(f"no host named {name!r} in the inventory", name)

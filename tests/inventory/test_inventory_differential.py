@@ -135,9 +135,13 @@ def test_patterns_match_ansible(world: World, case: Case) -> None:
         try:
             got = [h.name for h in inventory.hosts(text, limit=limit)]
         except PatternError as exc:
+            # ansible refuses too; `ansible` itself turns a bad subscript or regex into
+            # "no hosts" (rc 0), hostplane into an error.
+            if result.rc != 0 or not expected:
+                continue
             got = [f"PatternError: {exc}"]
-            if result.rc != 0:
-                continue  # both refused
+        if ambiguous and any(c in text for c in "[]"):
+            continue  # a subscript picks from an order ansible itself does not fix
         if got != expected and not (ambiguous and sorted(got) == sorted(expected)):
             problems.append(f"{pattern!r}: hostplane {got} != ansible {expected}")
     assert not problems, "\n".join(problems)

@@ -66,7 +66,7 @@ def _load_and_use(files: dict[str, str], sources: list[str]) -> None:
                 connection_target(host)
 
 
-_settings = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_settings = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_settings
@@ -114,7 +114,7 @@ _pattern_atoms = st.sampled_from([*list("webdbhk*?[]:!&,~^$.()0123-@ \\"), "web"
 _patterns = st.lists(_pattern_atoms, max_size=12).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(pattern=_patterns, limit=st.none() | _patterns)
 def test_random_patterns_only_raise_pattern_error(pattern: str, limit: str | None) -> None:
     inventory = _pattern_inventory()
