@@ -14,7 +14,7 @@ GRACEFUL_SECONDS = 5  # open event streams get this long to end when serve stops
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (all interfaces... of loopback: 127.0.0.1)."""
+    """``HOST:PORT``, ``[V6]:PORT``, or ``:PORT`` (on loopback, 127.0.0.1)."""
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"--listen {text!r}: expected HOST:PORT (e.g. 127.0.0.1:8421)")

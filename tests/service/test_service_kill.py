@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -61,5 +62,16 @@ def test_sigkill_mid_job_leaves_it_interrupted_and_resume_completes_it(
                       if e["event"] == "job_state"]
             assert states[0] == "queued" and states[-1] == "succeeded"
             assert states.index("interrupted") < states.index("succeeded")
+
+            # SIGTERM (with --drain 0): the running job is left interrupted, not cancelled.
+            second = client.post("/v1/requests", json={
+                "template": "steps3", "target": "h3", "vars": {"seconds": 30}}).json()
+            wait_for_step(client, second["job_id"], "h3", 1)
+        restarted.stop()
+        assert "Application shutdown complete" in restarted.logs()
+        with sqlite3.connect(tmp_path / "hostplane.db") as conn:
+            [(state,)] = conn.execute("SELECT state FROM jobs WHERE id = ?",
+                                      (second["job_id"],)).fetchall()
+        assert state == "interrupted"
     finally:
         restarted.stop()
