@@ -6,6 +6,17 @@
 
 Reads inventories the way ansible-core 2.19 does, and reproduces ``ansible-inventory
 --list``/``--graph`` and ``ansible PATTERN --list-hosts`` (tested against ansible-core).
+
+Where hostplane departs from ansible, on purpose:
+- a source ansible would skip with a warning (missing, unparsable) is an InventoryError;
+- no inventory scripts, inventory plugin configs (``plugin:``), TOML, or vault decryption
+  (``!vault`` values stay ``VaultText``; a vault-encrypted vars file is an error);
+- an empty pattern, a bad ``~regex`` or an out-of-range subscript is a PatternError
+  (``ansible`` reads the first as 'all' and turns the others into "no hosts");
+- group_vars/host_vars beside the playbook (ansible: the current directory) are read only
+  when ``playbook_dir`` is given;
+- where ansible's host order depends on object hashes (groups nested two levels deep under
+  several parents), the order here is the stable breadth-first one.
 """
 
 from control_server.errors import InventoryError, PatternError
