@@ -3,6 +3,7 @@
     python3 executor.pyz [--watch-stdin]   run ONE request read from stdin (the normal use)
     python3 executor.pyz --journal ID      print the journaled events of request ID
     python3 executor.pyz --journal-list    one JSON line per journal: id, status, exit, mtime
+    python3 executor.pyz --watch-domains [URI] [--heartbeat S]   stream libvirt domain events
     python3 executor.pyz --version         protocol, digest and version as one JSON line
     python3 -m host_executor ...           the same, from a source tree (digest "dev")
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
 USAGE = (
     "usage: python3 -m host_executor [--watch-stdin] < request.json\n"
     "       python3 -m host_executor --journal ID | --journal-list | --version\n"
+    "       python3 -m host_executor --watch-domains [URI] [--heartbeat SECONDS]\n"
 )
 
 
@@ -133,6 +135,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return show_journal(args[1])
         if args == ["--journal-list"]:
             return list_journals()
+        if args[0] == "--watch-domains":
+            from host_executor.libvirt_watch import watch_domains
+
+            return watch_domains(args[1:])
         if args == ["--version"]:
             info = {"protocol": protocol.PROTOCOL_VERSION, "digest": executor_digest(),
                     "version": __version__}

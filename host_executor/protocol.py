@@ -65,6 +65,7 @@ EVENTS = (
     "error",
     # watch mode (host events)
     "domain_event",
+    "domain_list",
     "heartbeat",
 )
 
