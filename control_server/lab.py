@@ -1,12 +1,9 @@
 """The Docker lab: real SSH hosts in containers, for tests, benchmarks and ``hostplane lab``.
 
-Each lab host is a container with its own address on a lab network in 10.213.x.0/24, its
-own sshd host key and a user ``hostplane`` with passwordless sudo. ``lab_up`` writes what
-any SSH client needs into the lab folder: a key pair, a known_hosts file holding each
-host's real key, an Ansible INI inventory and an ``ssh -F`` config.
-
-This is the only module that imports ``docker``; every Docker or engine failure surfaces
-as :class:`~control_server.errors.LabError`.
+Each host is a container with its own address in 10.213.x.0/24, its own sshd host key and a
+user ``hostplane`` with passwordless sudo. ``lab_up`` writes a key pair, a known_hosts of the
+hosts' real keys, an Ansible INI inventory and an ``ssh -F`` config into the lab folder.
+The only module that imports ``docker``: every Docker or engine failure is a LabError.
 """
 
 from __future__ import annotations
@@ -20,8 +17,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -109,20 +106,22 @@ def _run_script(script: str, *args: str, what: str) -> None:
         raise LabError(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
+def _ping() -> docker.DockerClient:
+    client = docker.from_env(max_pool_size=32, timeout=300)
+    client.ping()
+    return client
+
+
 def _client(start_engine: bool = True) -> docker.DockerClient:
     """A client for a Docker engine that answers, starting the engine if needed and allowed."""
     try:
-        client = docker.from_env(max_pool_size=32, timeout=300)
-        client.ping()
-        return client
+        return _ping()
     except DockerException as exc:
         if not start_engine:
             raise LabError(f"the Docker engine does not answer: {exc}") from exc
     _run_script("docker-engine.sh", what="starting the Docker engine")
     with _docker_errors("the Docker engine still does not answer"):
-        client = docker.from_env(max_pool_size=32, timeout=300)
-        client.ping()
-    return client
+        return _ping()
 
 
 def _assets_digest(*names: str) -> str:
@@ -135,17 +134,22 @@ def _assets_digest(*names: str) -> str:
 def _build(client: docker.DockerClient, tag: str, dockerfile: str, digest: str,
            buildargs: dict[str, str]) -> None:
     """Build ``tag`` unless an image built from the same assets exists already."""
+    old = None
     try:
-        if client.images.get(tag).labels.get(DIGEST_LABEL) == digest:
+        old = client.images.get(tag)
+        if old.labels.get(DIGEST_LABEL) == digest:
             return
     except ImageNotFound:
         pass
     with _docker_errors(f"building {tag}"):
         # Host networking: a build that has to apt-get reaches the mirror exactly as the
         # host's own apt does, whatever the FORWARD rules of the bridge say.
-        client.images.build(path=str(ASSETS), dockerfile=dockerfile, tag=tag, rm=True,
-                            forcerm=True, buildargs=buildargs, network_mode="host",
-                            labels={DIGEST_LABEL: digest})
+        new, _ = client.images.build(path=str(ASSETS), dockerfile=dockerfile, tag=tag,
+                                     rm=True, forcerm=True, buildargs=buildargs,
+                                     network_mode="host", labels={DIGEST_LABEL: digest})
+    if old is not None and old.id != new.id:
+        with suppress(APIError):  # still used by a container: it goes with that one
+            client.images.remove(old.id)
 
 
 def ensure_images(client: docker.DockerClient, libvirt: bool = False) -> str:
@@ -184,18 +188,23 @@ def _subnet_for(client: docker.DockerClient, name: str) -> str:
 
 
 def _ensure_network(client: docker.DockerClient, name: str) -> str:
-    with _docker_errors(f"creating network {name}"):
-        for net in client.networks.list(names=[name]):
-            if net.name == name:
-                if (net.attrs.get("Labels") or {}).get(LABEL) != name:
-                    raise LabError(f"a Docker network {name!r} exists and is not this lab's")
-                return str(net.attrs["IPAM"]["Config"][0]["Subnet"])
+    for net in client.networks.list(names=[name]):
+        if net.name == name:
+            if (net.attrs.get("Labels") or {}).get(LABEL) != name:
+                raise LabError(f"a Docker network {name!r} exists and is not this lab's")
+            return str(net.attrs["IPAM"]["Config"][0]["Subnet"])
+    tries = 3  # another lab may take the same subnet meanwhile
+    while True:
         subnet = _subnet_for(client, name)
-        gateway = str(next(ipaddress.ip_network(subnet).hosts()))
-        ipam = docker.types.IPAMConfig(pool_configs=[
-            docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
-        client.networks.create(name, driver="bridge", ipam=ipam, labels={LABEL: name})
-        return subnet
+        pool = docker.types.IPAMPool(subnet=subnet, gateway=subnet.replace(".0/24", ".1"))
+        try:
+            client.networks.create(name, driver="bridge", labels={LABEL: name},
+                                   ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+            return subnet
+        except APIError as exc:
+            tries -= 1
+            if "overlaps" not in str(exc) or not tries:
+                raise
 
 
 def _ensure_key(folder: Path) -> Path:
@@ -246,10 +255,10 @@ class _HostSpec:
     image: str
     pubkey: str
     libvirt: bool
+    name: str = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return f"{self.lab}-{self.index}"
+    def __post_init__(self) -> None:
+        self.name = f"{self.lab}-{self.index}"
 
 
 def _create_host(client: docker.DockerClient, spec: _HostSpec) -> Container:
@@ -267,7 +276,7 @@ def _create_host(client: docker.DockerClient, spec: _HostSpec) -> Container:
         spec.image, name=spec.name, hostname=spec.name, detach=True,
         environment={"HOSTPLANE_AUTHORIZED_KEY": spec.pubkey},
         labels={LABEL: spec.lab, HOST_LABEL: spec.name, f"{LABEL}.index": str(spec.index),
-                f"{LABEL}.libvirt": "1" if spec.libvirt else "0"},
+                f"{LABEL}.address": spec.address, f"{LABEL}.libvirt": str(int(spec.libvirt))},
         host_config=host_config, networking_config=networking)
     api.start(created["Id"])
     return client.containers.get(created["Id"])
@@ -310,14 +319,11 @@ def _write_files(lab: Lab, host_keys: list[str]) -> None:
               f"ansible_ssh_private_key_file={lab.key}" for h in lab.hosts]
     lines += ["", "[lab:vars]", f"ansible_ssh_common_args='{common}'", ""]
     lab.inventory.write_text("\n".join(lines))
-    blocks = [f"# hostplane lab {lab.name}: use with ssh -F {lab.ssh_config}"]
-    for h in lab.hosts:
-        blocks.append("\n".join([
-            f"Host {h.name}", f"    HostName {h.address}", f"    User {USER}",
-            f'    IdentityFile "{lab.key}"', "    IdentitiesOnly yes",
-            f'    UserKnownHostsFile "{lab.known_hosts}"', "    GlobalKnownHostsFile /dev/null",
-            "    StrictHostKeyChecking yes", "    LogLevel ERROR", ""]))
-    lab.ssh_config.write_text("\n".join(blocks))
+    lab.ssh_config.write_text(f"# hostplane lab {lab.name}: ssh -F {lab.ssh_config} HOST\n" + "".join(
+        f"\nHost {h.name}\n    HostName {h.address}\n    User {USER}\n"
+        f'    IdentityFile "{lab.key}"\n    IdentitiesOnly yes\n'
+        f'    UserKnownHostsFile "{lab.known_hosts}"\n    GlobalKnownHostsFile /dev/null\n'
+        "    StrictHostKeyChecking yes\n    LogLevel ERROR\n" for h in lab.hosts))
 
 
 def _check_args(n: int, name: str) -> None:
@@ -360,17 +366,10 @@ def lab_status(name: str = "hostplane-lab", folder: Path | None = None) -> Lab |
         if not containers and not [n for n in client.networks.list(names=[name])
                                    if n.name == name]:
             return None
-        hosts = [LabHost(str(c.labels[HOST_LABEL]), _address(c, name), c.id or "")
-                 for c in containers]
+        hosts = [LabHost(str(c.labels[HOST_LABEL]), str(c.labels[f"{LABEL}.address"]),
+                         c.id or "") for c in containers]
     libvirt = any(c.labels.get(f"{LABEL}.libvirt") == "1" for c in containers)
     return _lab_paths(name, folder or default_folder(name), hosts, libvirt)
-
-
-def _address(container: Container, network: str) -> str:
-    nets = container.attrs["NetworkSettings"]["Networks"] or {}
-    endpoint = nets.get(network) or {}
-    config = endpoint.get("IPAMConfig") or {}
-    return str(config.get("IPv4Address") or endpoint.get("IPAddress") or "")
 
 
 def _remove_container(container: Container) -> None:

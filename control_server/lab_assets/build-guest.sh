@@ -5,8 +5,9 @@
 #
 # The guest's /init mounts proc/sys/dev, loads virtio networking (and the ACPI button +
 # evdev so that busybox acpid sees the power button), prints HOSTPLANE-GUEST-READY on
-# the console (console=ttyS0) and stays up; an ACPI power button press (virsh shutdown)
-# powers it off cleanly. The domain needs <features><acpi/></features> for that.
+# the console (console=ttyS0), asks for a DHCP lease on eth0 and stays up; an ACPI power
+# button press (virsh shutdown) powers it off cleanly. The domain needs
+# <features><acpi/></features> for that: without ACPI the guest only halts.
 #
 # Usage: build-guest.sh [OUT]   (default /var/lib/hostplane/guest)
 # Writes OUT/vmlinuz (stock), OUT/vmlinux (the same kernel decompressed, for a faster
@@ -53,6 +54,12 @@ done </lib/modules/load-order
 # busybox acpid maps the power button (PWRF) to /etc/acpi/PWRF/00000080.
 acpid -c /etc/acpi -l /var/log/acpid.log
 echo HOSTPLANE-GUEST-READY
+# Ask for a DHCP lease on the first NIC, if any (lets tests see a lease in libvirt's
+# dnsmasq). The address is set; no default route: the guest talks to nobody on its own.
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set eth0 up
+    udhcpc -b -q -i eth0 -s /etc/udhcpc.script -t 10 -T 2 >/dev/null 2>&1
+fi
 # PID 1 must never exit (that would panic the kernel).
 while :; do sleep 3600; done
 INIT
@@ -62,7 +69,17 @@ echo "hostplane-guest: power button, powering off"
 sync
 poweroff -f
 POWER
-chmod 0755 "$root/init" "$root/etc/acpi/PWRF/00000080"
+cat >"$root/etc/udhcpc.script" <<'DHCP'
+#!/bin/sh
+case "$1" in
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    echo "hostplane-guest: $interface $ip" >/dev/console
+    ;;
+esac
+DHCP
+chmod 0755 "$root/init" "$root/etc/acpi/PWRF/00000080" "$root/etc/udhcpc.script"
 
 mkdir -p "$OUT"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$OUT/initramfs.cpio.gz"

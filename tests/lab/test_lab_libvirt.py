@@ -105,9 +105,12 @@ def test_guest_boots_under_tcg_and_powers_off(vlab: Lab) -> None:
     _ok(vlab, wait, timeout=BOOT_TIMEOUT + 30)
     boot = time.monotonic() - started
     print(f"guest boot to HOSTPLANE-GUEST-READY: {boot:.1f}s")
-    # The NIC came up with virtio_net inside the guest (its modules loaded without error).
+    # virtio_net drives the NIC inside the guest: it gets a lease from libvirt's dnsmasq.
+    lease = (f"for i in $(seq 300); do sudo grep -q 'hostplane-guest: eth0 10.213.{x}.' "
+             "/var/log/hostplane/hpguest.log && exit 0; sleep 0.2; done; exit 1")
+    leased = _ssh(vlab, lease, timeout=90)
     log = _ok(vlab, "sudo cat /var/log/hostplane/hpguest.log")
-    assert "insmod" not in log, log
+    assert leased.returncode == 0 and "insmod" not in log, log
     # ACPI power button -> busybox acpid -> poweroff: the domain stops by itself.
     _ok(vlab, "virsh shutdown hpguest")
     _ok(vlab, "for i in $(seq 300); do virsh domstate hpguest | grep -q 'shut off' && exit 0; "
