@@ -1,9 +1,10 @@
 """``--watch-domains``: the host-side event dispatcher (libvirt domain lifecycle events).
 
-    python3 executor.pyz --watch-domains [URI] [--heartbeat SECONDS]
+    python3 executor.pyz --watch-domains [URI] [--heartbeat SECONDS] [--watch-stdin]
 
-Writes JSON Lines on stdout until the controller goes away (stdout closed, stdin at EOF,
-SIGHUP/SIGTERM), then exits 0:
+Writes JSON Lines on stdout until the controller goes away (stdout closed — noticed at the
+next heartbeat at the latest —, SIGHUP/SIGTERM, or stdin at EOF with ``--watch-stdin``),
+then exits 0:
 
 - ``hello`` (as for a request, ``id`` is ``"watch"``);
 - ``domain_list``: every domain with its state, vCPUs and memory, first and after every
@@ -130,12 +131,14 @@ def _watch_stdin(stop: threading.Event) -> None:
     stop.set()
 
 
-def _parse(args: List[str]) -> Optional[Tuple[str, float]]:
-    uri, heartbeat = "qemu:///system", 5.0
+def _parse(args: List[str]) -> Optional[Tuple[str, float, bool]]:
+    uri, heartbeat, stdin = "qemu:///system", 5.0, False
     rest = list(args)
     while rest:
         word = rest.pop(0)
-        if word == "--heartbeat" and rest:
+        if word == "--watch-stdin":
+            stdin = True
+        elif word == "--heartbeat" and rest:
             try:
                 heartbeat = max(0.2, float(rest.pop(0)))
             except ValueError:
@@ -144,14 +147,14 @@ def _parse(args: List[str]) -> Optional[Tuple[str, float]]:
             uri = word
         else:
             return None
-    return uri, heartbeat
+    return uri, heartbeat, stdin
 
 
 def watch_domains(args: List[str]) -> int:
     parsed = _parse(args)
     if parsed is None:
-        return _fail("usage", "usage: --watch-domains [URI] [--heartbeat SECONDS]")
-    uri, heartbeat = parsed
+        return _fail("usage", "usage: --watch-domains [URI] [--heartbeat SECONDS] [--watch-stdin]")
+    uri, heartbeat, stdin = parsed
     try:
         import libvirt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -166,7 +169,8 @@ def watch_domains(args: List[str]) -> int:
     watcher = _Watcher(libvirt, uri, heartbeat)
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: watcher.stop.set())
-    threading.Thread(target=_watch_stdin, args=(watcher.stop,), daemon=True).start()
+    if stdin:
+        threading.Thread(target=_watch_stdin, args=(watcher.stop,), daemon=True).start()
     watcher.run()
     return protocol.EXIT_OK
 

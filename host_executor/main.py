@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
 USAGE = (
     "usage: python3 -m host_executor [--watch-stdin] < request.json\n"
     "       python3 -m host_executor --journal ID | --journal-list | --version\n"
-    "       python3 -m host_executor --watch-domains [URI] [--heartbeat SECONDS]\n"
+    "       python3 -m host_executor --watch-domains [URI] [--heartbeat SECONDS] [--watch-stdin]\n"
 )
 
 
