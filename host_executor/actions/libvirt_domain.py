@@ -17,6 +17,9 @@
   disks that are volumes of a libvirt pool.
 - ``autostart`` sets libvirt's autostart flag.
 
+Check mode reports what would change and changes nothing; a step on a domain that only an
+earlier step would have defined (no ``xml`` here) is ``skipped``, as for ``wait``.
+
 ``data`` is the resulting domain: name, uuid, type, state, active, persistent, autostart,
 id, vcpus, memory (bytes), macs, serial_logs; ``changes`` lists what changed.
 """
@@ -94,6 +97,9 @@ def _run(s: Session, args: Dict[str, Any]) -> StepResult:
     if args.get("xml") is not None:
         dom = _ensure_definition(s, dom, args, out)
     elif dom is None:
+        if s.check:  # an earlier step would have defined it, had it really run
+            return StepResult("skipped", msg="domain %s is not defined yet (check mode: earlier "
+                              "steps did not really run)" % name, data={"name": name, "exists": False})
         raise StepFailed("domain %s is not defined, and the step gives no xml to define it" % name)
     if args.get("autostart") is not None:
         _ensure_autostart(s, dom, bool(args["autostart"]), out)

@@ -67,6 +67,11 @@ def _run(s: Session, args: Dict[str, Any]) -> StepResult:
     if pool is None and state == "absent":
         return StepResult("ok", msg="volume %s/%s is absent (no such pool)" % (pool_name, name),
                           data={"pool": pool_name, "name": name, "exists": False, "changes": []})
+    if (pool is None or not pool.isActive()) and s.check:
+        # An earlier step (host_prepare) would have made the pool, had it really run.
+        return StepResult("skipped", msg="storage pool %s is not %s yet (check mode: earlier steps "
+                          "did not really run)" % (pool_name, "active" if pool else "defined"),
+                          data={"pool": pool_name, "name": name, "exists": False, "changes": []})
     if pool is None:
         raise StepFailed("storage pool %s does not exist (create it first, e.g. with host_prepare)" % pool_name)
     if not pool.isActive():

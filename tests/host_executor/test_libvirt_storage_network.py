@@ -158,7 +158,14 @@ def test_overlay_is_at_least_its_backing_image(lv: Executor, tmp_path: Path) -> 
 
 
 def test_volume_check_mode_and_argument_errors(lv: Executor) -> None:
-    ends = by_name(run(lv, [vol("new", capacity="10G"), vol("still absent", state="absent")], check=True))
+    ends = by_name(run(lv, [vol("new", capacity="10G"), vol("still absent", state="absent"),
+                            pool("new pool", xml=pool_xml("p1", "/p1")), vol("in new pool", pool="p1", capacity=1),
+                            pool("start new pool", state="active", xml=pool_xml("p1", "/p1")),
+                            net("new net", xml=network_xml()), net("stop new net", state="inactive")], check=True))
+    for name, what in [("in new pool", "storage pool p1 is not defined yet"),
+                       ("stop new net", "network net1 is not defined yet")]:
+        assert ends[name]["status"] == "skipped" and ends[name]["msg"].startswith(what)
+    assert ends["start new pool"]["status"] == "changed"  # with its xml, it says what it would do
     assert ends["new"]["msg"] == "volume default-pool/v1.qcow2 (check mode) would be: created (raw, 10737418240 bytes)"
     assert ends["new"]["data"]["exists"] is False and ends["still absent"]["status"] == "ok"
     for args, field, text in [({"capacity": "12Q"}, "args.capacity", "not a size: '12Q'"),
