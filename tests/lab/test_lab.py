@@ -34,10 +34,11 @@ pytestmark = pytest.mark.lab
 LAB = "hostplane-labtest"
 
 
-def _ssh(lab: Lab, host: str, *command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _ssh(lab: Lab, host: str, *command: str, timeout: float = 60,
+         connect_timeout: int = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config), "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=3", host, *command],
+        ["ssh", "-F", str(lab.ssh_config), "-o", "BatchMode=yes", "-o",
+         "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={connect_timeout}", host, *command],
         capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -92,9 +93,11 @@ def test_sudo_is_passwordless_and_shells_are_silent(lab: Lab) -> None:
 def test_fan_out_past_default_maxstartups(lab: Lab) -> None:
     # Debian's default MaxStartups 10:30:100 drops handshakes past 10; the lab allows 200.
     host = lab.hosts[0].name
-    with ThreadPoolExecutor(max_workers=40) as pool:
-        results = list(pool.map(lambda _: _ssh(lab, host, "echo", "ok"), range(40)))
-    assert [r.stdout for r in results] == ["ok\n"] * 40
+    config = _ssh(lab, host, "sudo", "-n", "/usr/sbin/sshd", "-T").stdout
+    assert "maxstartups 200:30:400" in config and "maxsessions 100" in config
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        results = list(pool.map(lambda _: _ssh(lab, host, "echo", "ok", timeout=240), range(25)))
+    assert [r.stdout for r in results] == ["ok\n"] * 25
 
 
 def test_status_and_up_again_reuse_the_lab(lab: Lab) -> None:
@@ -103,7 +106,7 @@ def test_status_and_up_again_reuse_the_lab(lab: Lab) -> None:
     started = time.monotonic()
     again = lab_up(3, name=LAB, folder=lab.folder)
     assert again.hosts == lab.hosts
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # ~0.3s on an idle machine
     assert lab.known_hosts.read_text().count("ssh-ed25519") == 3
 
 
@@ -111,7 +114,7 @@ def test_stop_and_start_host(lab: Lab) -> None:
     host = lab.hosts[1]
     stop_host(lab, host)
     try:
-        down = _ssh(lab, host.name, "true", timeout=20)
+        down = _ssh(lab, host.name, "true", timeout=20, connect_timeout=3)
         assert down.returncode == 255
         assert _ssh(lab, lab.hosts[0].name, "true").returncode == 0, "others stay up"
     finally:
