@@ -121,6 +121,23 @@ class Delivery:
             )
         return outcome
 
+    async def stream(
+        self, transport: Transport, args: list[str], on_event: EventHandler
+    ) -> SequenceOutcome:
+        """Run a long-lived executor mode (``--watch-domains``) until its channel ends,
+        uploading the executor first when the host lacks it."""
+        outcome = SequenceOutcome(None)
+        result = await transport.run(self.launcher(*args), b"", _LineParser(outcome, on_event).feed)
+        if outcome.missing and result.exit_status == protocol.EXIT_MISSING:
+            await self._upload(transport)
+            outcome = SequenceOutcome(None, uploaded=True)
+            result = await transport.run(
+                self.launcher(*args), b"", _LineParser(outcome, on_event).feed
+            )
+        outcome.exit_status = result.exit_status
+        outcome.stderr = result.stderr.decode("utf-8", "replace")
+        return outcome
+
     async def fetch_journal(self, transport: Transport, request_id: str) -> list[dict[str, Any]]:
         """The events the executor journaled for ``request_id`` on the host.
 

@@ -14,7 +14,7 @@ then exits 0:
   destroyed, shutdown, crashed, failed), ``state`` after the event, ``time``;
 - ``heartbeat`` every ``--heartbeat`` seconds (default 5) with the domain count.
 
-Reads from libvirt read-only. Without the bindings: an ``error`` event naming
+Only reads from libvirt. Without the bindings: an ``error`` event naming
 python3-libvirt, exit 2. A lost libvirtd connection is retried with backoff.
 """
 
@@ -95,7 +95,11 @@ class _Watcher:
         self.emit({"event": "heartbeat", "domains": count, "time": time.time()})
 
     def connect(self) -> None:
-        self.conn = self.lv.openReadOnly(self.uri)
+        try:
+            self.conn = self.lv.open(self.uri)
+        except self.lv.libvirtError:
+            # Users outside the libvirt group may still read (polkit permitting).
+            self.conn = self.lv.openReadOnly(self.uri)
         self.conn.domainEventRegisterAny(
             None, self.lv.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self.on_lifecycle, None)
         self.snapshot()

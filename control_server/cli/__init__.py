@@ -32,6 +32,7 @@ def cli() -> None:
 
 def _register() -> None:
     from control_server.cli import (
+        events_cmds,
         inventory_cmds,
         jobs_cmds,
         lab_cmds,
@@ -40,7 +41,9 @@ def _register() -> None:
         template_cmds,
     )
 
-    for module in (inventory_cmds, template_cmds, run_cmds, jobs_cmds, serve_cmds, lab_cmds):
+    modules = (inventory_cmds, template_cmds, run_cmds, jobs_cmds, events_cmds, serve_cmds,
+               lab_cmds)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,123 @@
+"""The control side of the host event dispatcher: one ``--watch-domains`` channel per host.
+
+Each ``HostWatcher`` keeps a channel open on its host's connection; when the host goes away
+it reconnects with jittered backoff. Every (re)connect starts with the host's full domain
+list, so an event missed while disconnected never leaves a wrong state behind: consumers
+reconcile from ``domain_list`` and apply ``domain_event``s on top.
+
+Events reach ``on_event(host, event)`` as plain dicts: the executor's own (``domain_list``,
+``domain_event``, ``heartbeat``) plus ``watch_connected`` / ``watch_disconnected`` (with
+``error``) made here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from control_server import executor_bundle
+from control_server.delivery import Delivery
+from control_server.errors import ExecutorError, TransportError
+from control_server.inventory import Host, connection_target
+from control_server.transport import HandshakeLimiter, Transport, TransportSettings, open_transport
+
+HostEventHandler = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class InstanceView:
+    """The domains of every host as the events tell them (reconciled on each connect)."""
+
+    domains: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def apply(self, host: str, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "domain_list":
+            self.domains[host] = {d["name"]: dict(d) for d in event.get("domains", [])}
+        elif kind == "domain_event":
+            domains = self.domains.setdefault(host, {})
+            name = str(event.get("domain"))
+            if event.get("state") == "absent" or event.get("kind") == "undefined":
+                domains.pop(name, None)
+            else:
+                entry = domains.setdefault(name, {"name": name, "uuid": event.get("uuid")})
+                entry["state"] = event.get("state")
+                entry["last_event"] = f"{event.get('kind')}/{event.get('detail')}"
+                entry["time"] = event.get("time")
+
+
+class HostWatcher:
+    def __init__(
+        self,
+        host: Host,
+        settings: TransportSettings,
+        limiter: HandshakeLimiter,
+        on_event: HostEventHandler,
+        heartbeat: float = 5.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.settings = settings
+        self.limiter = limiter
+        self.on_event = on_event
+        self.heartbeat = heartbeat
+        self.max_backoff = max_backoff
+        target = connection_target(host)
+        self.delivery = Delivery(executor_bundle.build_bundle(), python=target.python,
+                                 become=target.become, become_user=target.become_user)
+        self.uri = str(host.vars.get("libvirt_uri") or "qemu:///system")
+        self.connected = False
+
+    def _transport(self) -> Transport:
+        return open_transport(connection_target(self.host), self.host.vars, self.settings,
+                              self.limiter)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "domain_list" and not self.connected:
+            self.connected = True
+            self.on_event(self.host.name, {"event": "watch_connected", "time": time.time()})
+        self.on_event(self.host.name, event)
+
+    async def _session(self) -> str:
+        transport = self._transport()
+        try:
+            await transport.connect()
+            args = ["--watch-domains", self.uri, "--heartbeat", f"{self.heartbeat:g}"]
+            outcome = await self.delivery.stream(transport, args, self._emit)
+            errors = [e.get("message") for e in outcome.events if e.get("event") == "error"]
+            return "; ".join(str(e) for e in errors) or f"watch ended (exit {outcome.exit_status})"
+        except (TransportError, ExecutorError) as exc:
+            return exc.reason
+        finally:
+            await transport.close()
+
+    async def run(self) -> None:
+        """Watch until cancelled; reconnect with jittered exponential backoff."""
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            why = await self._session()
+            if self.connected or time.monotonic() - started > 60:
+                delay = 1.0  # it was up for a while: start the backoff over
+            self.connected = False
+            self.on_event(self.host.name, {"event": "watch_disconnected", "error": why,
+                                           "retry_in": round(delay, 1), "time": time.time()})
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.max_backoff)
+
+
+async def watch_hosts(
+    hosts: Iterable[Host],
+    on_event: HostEventHandler,
+    settings: TransportSettings | None = None,
+    heartbeat: float = 5.0,
+) -> None:
+    """Watch every host until cancelled."""
+    settings = settings or TransportSettings()
+    limiter = HandshakeLimiter(settings.handshake_limit, settings.handshake_retries)
+    watchers = [HostWatcher(h, settings, limiter, on_event, heartbeat) for h in hosts]
+    await asyncio.gather(*(w.run() for w in watchers))
