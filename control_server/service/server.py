@@ -30,6 +30,9 @@ def serve(config: ServeConfig, log_level: str = "info") -> None:
     app = create_app(service)
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, log_level=log_level, lifespan="on",
+        # The transports are written and tested against asyncio's own loop (the CLI's);
+        # uvloop differs in details (a write to a closed pipe raises RuntimeError there).
+        loop="asyncio",
         timeout_graceful_shutdown=GRACEFUL_SECONDS, proxy_headers=False,
         server_header=False,
     ))

@@ -25,6 +25,7 @@ def test_hosts_show_capacity_tags_and_reachability(fleet: Fleet) -> None:
     with fleet.server.client(fleet.reader) as client:
         hosts = {h["name"]: h for h in client.get("/v1/hosts").json()["hosts"]}
     assert set(hosts) == {"h1", "h2", "h3", "dead"}
+    assert hosts["h1"]["capacity"], (hosts["h1"], fleet.server.logs())
     assert hosts["h1"]["capacity"]["memory_left_mib"] == 1024
     assert hosts["h2"]["capacity"]["memory_left_mib"] == 3000
     assert {"gpu", "nvme"} <= set(hosts["h2"]["tags"])
