@@ -1,9 +1,10 @@
 """Host events: what happened on a host (an instance changed state, the host went away).
 
 Today serve records the events it learns from job results (``instance_state``,
-``host_reachable``, ``host_unreachable``). The host-side event listener (the executor's
-watch mode, not built yet) will feed ``domain_started``/``domain_crashed``/... through
-``HostEventLog.append`` the same way: ``/v1/events`` streams whatever lands here.
+``host_reachable``, ``host_unreachable``). The host event listener (a connection per host
+running ``executor --watch-domains``; not built yet) is to hand each event it reads to
+``FleetState.apply_watch_event``, which keeps the instances current and records
+``domain_started``/``domain_crashed``/... here: ``/v1/events`` streams whatever lands here.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,23 +170,54 @@ class FleetState:
         libvirt = data.get("libvirt")
         domains = libvirt.get("domains") if isinstance(libvirt, dict) else None
         if isinstance(domains, list):
-            self._replace_instances(host, domains, when, job_id)
+            self._replace_instances(host, domains, when, job_id, "facts")
 
     def _replace_instances(self, host: str, domains: list[Any], when: float,
-                           job_id: int | None) -> None:
+                           job_id: int | None, source: str) -> None:
         listed = set()
         for domain in domains:
             if isinstance(domain, dict):
                 record = instance_from_data(host, domain, when, job_id)
                 if record is not None:
                     listed.add(record.name)
-                    self.update_instance(record, source="facts")
+                    self.update_instance(record, source)
         for key in [k for k in self.instances if k[0] == host and k[1] not in listed]:
             gone = self.instances[key]
             self.update_instance(InstanceRecord(host, gone.name, "absent", gone.uuid,
-                                                updated_at=when, job_id=job_id), "facts")
+                                                updated_at=when, job_id=job_id), source)
 
-    def update_instance(self, record: InstanceRecord, source: str = "job") -> None:
+    def apply_watch_event(self, host: str, event: dict[str, Any]) -> None:
+        """One event of a host's ``executor --watch-domains`` stream (``hello``,
+        ``heartbeat``, ``domain_list``, ``domain_event``): the entry point of the host
+        event listener, which is not built yet."""
+        kind = event.get("event")
+        when = event.get("time")
+        when = float(when) if isinstance(when, int | float) else time.time()
+        if kind in ("hello", "heartbeat", "domain_list"):
+            self.seen(host, when)
+        domains = event.get("domains")
+        if kind == "domain_list" and isinstance(domains, list):
+            self._replace_instances(host, domains, when, None, "watch")
+        elif kind == "domain_event" and isinstance(event.get("domain"), str):
+            self._domain_event(host, event, when)
+
+    def _domain_event(self, host: str, event: dict[str, Any], when: float) -> None:
+        name, state = str(event["domain"]), str(event.get("state") or "nostate")
+        before = self.instances.get((host, name))
+        uuid = event.get("uuid") if isinstance(event.get("uuid"), str) else None
+        record = InstanceRecord(
+            host, name, state, uuid or (before.uuid if before else None),
+            before.memory_mib if before else 0, before.vcpus if before else 0, when,
+            before.job_id if before else None, before.data if before else {})
+        self.update_instance(record, "watch", announce=False)
+        # The domain's own event (domain_started, domain_crashed...) says more than an
+        # instance_state would: it is the one recorded.
+        payload = {"state": state, "previous": before.state if before else None,
+                   "detail": event.get("detail"), "uuid": record.uuid, "source": "watch"}
+        self._host_event(host, f"domain_{event.get('kind')}", payload, name, when)
+
+    def update_instance(self, record: InstanceRecord, source: str = "job",
+                        announce: bool = True) -> None:
         key = (record.host, record.name)
         before = self.instances.get(key)
         if record.state == "absent":
@@ -193,7 +225,7 @@ class FleetState:
         else:
             self.instances[key] = record
         self._writer.submit(self._save_instance, record)
-        if before is None and record.state == "absent":
+        if not announce or (before is None and record.state == "absent"):
             return
         if before is None or before.state != record.state:
             payload = {"state": record.state, "previous": before.state if before else None,

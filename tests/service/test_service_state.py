@@ -149,3 +149,28 @@ def test_reservations_hold_capacity_until_released(store: JobStore, tmp_path: Pa
     state.release(None)
     assert place(state.host_states(), PlacementRequest(2000)).host == "h1"
     state.close()
+
+
+def test_watch_events_keep_instances_current(store: JobStore, tmp_path: Path) -> None:
+    """The entry point the host event listener will call with ``--watch-domains`` events."""
+    state = _state(store, tmp_path)
+    state.apply_watch_event("h1", {"event": "hello"})
+    state.apply_watch_event("h1", {"event": "domain_list", "time": 10.0, "domains": [
+        {"name": "vm1", "uuid": "u1", "state": "running", "vcpus": 2, "memory_mib": 512},
+        {"name": "vm2", "uuid": "u2", "state": "shutoff", "vcpus": 1, "memory_mib": 256}]})
+    assert state.instances[("h1", "vm1")].memory_mib == 512
+    state.apply_watch_event("h1", {"event": "domain_event", "domain": "vm1", "uuid": "u1",
+                                   "kind": "crashed", "detail": "panicked",
+                                   "state": "crashed", "time": 11.0})
+    vm1 = state.instances[("h1", "vm1")]
+    assert (vm1.state, vm1.memory_mib, vm1.vcpus) == ("crashed", 512, 2)  # sizes kept
+    state.apply_watch_event("h1", {"event": "domain_event", "domain": "vm2", "kind":
+                                   "undefined", "detail": "removed", "state": "absent"})
+    assert list(state.instances) == [("h1", "vm1")]
+    state.apply_watch_event("h1", {"event": "heartbeat", "time": 12.0})
+    assert state.status("h1").last_seen == 12.0
+    state.close()
+    events = [(e.kind, e.instance, e.payload.get("detail")) for e in state.events.after(0)]
+    assert events == [("instance_state", "vm1", None), ("instance_state", "vm2", None),
+                      ("domain_crashed", "vm1", "panicked"),
+                      ("domain_undefined", "vm2", "removed")]
