@@ -179,9 +179,10 @@ def _subnet_for(client: docker.DockerClient, name: str) -> str:
                 taken.add(cfg["Subnet"])
     # x = 0 is docker0's (--bip 10.213.0.1/24); start at a name-derived x so that a lab
     # keeps its addresses across down/up and two labs rarely race for one subnet.
-    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 254
-    for i in range(254):
-        subnet = f"{NET_PREFIX}.{(start + i) % 254 + 1}.0/24"
+    # x >= 232 is left to the VM networks that libvirt makes inside lab hosts.
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 231
+    for i in range(231):
+        subnet = f"{NET_PREFIX}.{(start + i) % 231 + 1}.0/24"
         if subnet not in taken:
             return subnet
     raise LabError(f"no free /24 left in {NET_PREFIX}.0.0/16 for lab {name}")

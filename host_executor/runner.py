@@ -4,7 +4,7 @@ Policy, as built:
 - A failed step stops the sequence unless it has ``ignore_errors``. Steps after it are not
   run and get NO events; ``done.not_run`` counts them, ``done.counts`` counts the steps
   that have a ``step_end``.
-- ``on_failure: rollback``: the ``undo`` of each completed (ok/changed) step that has one
+- ``on_failure: rollback``: the ``undo`` of each step that *changed* something and has one
   runs in reverse order, between ``rollback_start`` and ``rollback_end``. An undo that fails
   does not stop the others. Rollback also runs when the controller went away mid-sequence
   (undo steps are not cancelled by that; they are bounded by their own timeouts).
@@ -102,7 +102,9 @@ class Sequence:
             result = self.run_step(index, step)
             ran += 1
             self.counts[result.status] += 1
-            if result.status in ("ok", "changed"):
+            if result.status == "changed":
+                # Only what this run changed is undone: a step that found its resource
+                # already there (ok) must never destroy it on a later failure.
                 self.completed.append(index)
             elif result.status == "failed":
                 if step.get("ignore_errors") and not self.watch.gone:
@@ -142,7 +144,7 @@ class Sequence:
         return done
 
     def rollback(self) -> bool:
-        """Undo the completed steps in reverse order; True when every undo succeeded."""
+        """Undo the changed steps in reverse order; True when every undo succeeded."""
         steps = self.req["steps"]
         todo = [i for i in reversed(self.completed) if steps[i].get("undo")]
         if self.watch.gone:

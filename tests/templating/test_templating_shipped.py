@@ -102,15 +102,15 @@ def test_launch_instance_variants(shipped: TemplateLibrary) -> None:
     assert define["undo"]["args"]["state"] == "absent"
     assert start["args"]["state"] == "running"
     assert wait["args"]["serial_log"] == "/var/log/libvirt/qemu/web-2.serial.log"
-    assert seq.lock == {"name": "instance-web-2", "timeout": 60}
+    assert seq.lock == {"name": "instance-web-2", "timeout": 420}  # boot_timeout 120 + 300
     assert seq.on_failure == "rollback"
 
 
 def test_launch_instance_direct_boot_xml(shipped: TemplateLibrary) -> None:
     seq = shipped.render("launch_instance", {"name": "vm1", "cmdline": "quiet"}, HOST)
     xml = seq.steps[1]["args"]["xml"]
-    assert "<kernel>/var/lib/hostplane/guest/vmlinuz</kernel>" in xml
-    assert "<initrd>/var/lib/hostplane/guest/initrd.img</initrd>" in xml
+    assert "<kernel>/var/lib/hostplane/guest/vmlinux</kernel>" in xml
+    assert "<initrd>/var/lib/hostplane/guest/initramfs.cpio.gz</initrd>" in xml
     assert "<cmdline>console=ttyS0 hostplane.ready=HOSTPLANE-GUEST-READY quiet</cmdline>" in xml
     assert "<acpi/>" in xml
     assert "<serial type='file'>" in xml and "<model type='virtio'/>" in xml
