@@ -102,9 +102,9 @@ class Sequence:
             result = self.run_step(index, step)
             ran += 1
             self.counts[result.status] += 1
-            if result.status == "changed":
-                # Only what this run changed is undone: a step that found its resource
-                # already there (ok) must never destroy it on a later failure.
+            if result.status == "changed" and not (result.data or {}).get("existed"):
+                # Only what this run made is undone: a step that found its resource there
+                # (ok, or changed it in place: data.existed) must never destroy it.
                 self.completed.append(index)
             elif result.status == "failed":
                 if step.get("ignore_errors") and not self.watch.gone:

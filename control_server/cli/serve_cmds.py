@@ -46,6 +46,8 @@ from control_server.transport.base import HOST_KEY_POLICIES
 @click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="ssh config file (default ~/.ssh/config).")
 @click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True)
+@click.option("--no-watch", is_flag=True, help="Do not listen to the hosts' hypervisor events "
+              "(one --watch-domains channel per host).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def serve_cmd(inventories: tuple[str, ...], db_url: str | None, listen: str,
@@ -79,6 +81,7 @@ def serve_cmd(inventories: tuple[str, ...], db_url: str | None, listen: str,
         inventory_sources=tuple(inventories), db_url=db_url or default_url(), host=host,
         port=port, run=run, facts_interval=kw["facts_interval"] or None,
         gather_facts=not kw["no_facts"], max_body=kw["max_body"], drain=kw["drain"],
+        watch=not kw["no_watch"],
     )
     serve(config, kw["log_level"])
 

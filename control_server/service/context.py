@@ -34,6 +34,8 @@ class ServeConfig:
     max_body: int = MAX_BODY
     drain: float = 10.0  # seconds running jobs get to end when serve stops
     cwd: Path = field(default_factory=Path.cwd)
+    watch: bool = True  # one --watch-domains listener per host (hypervisor events)
+    watch_heartbeat: float = 5.0
 
 
 class Service:
@@ -52,6 +54,7 @@ class Service:
         self.state.load()
         self.tokens = TokenStore(self.store.engine)
         self._runner: JobRunner | None = None
+        self._watch_task: asyncio.Task[None] | None = None
 
     @property
     def runner(self) -> JobRunner:
@@ -70,8 +73,23 @@ class Service:
             self._runner.start_facts(self.config.facts_interval)
         else:
             self._runner.facts_ready.set()
+        if self.config.watch:
+            self._start_watch()
+
+    def _start_watch(self) -> None:
+        """The host event listener: each host's domain events, reconciled on reconnect."""
+        from control_server.host_events import watch_hosts
+
+        hosts = [h for h in self.inventory.hosts("all") if not h.implicit]
+        self._watch_task = asyncio.create_task(
+            watch_hosts(hosts, self.state.apply_watch_event, self.config.run.transport,
+                        self.config.watch_heartbeat),
+            name="host-event-listener")
 
     async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
         if self._runner is not None:
             await self._runner.stop(self.config.drain)
         await asyncio.to_thread(self.state.close)

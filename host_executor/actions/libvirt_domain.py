@@ -165,6 +165,7 @@ def _ensure_definition(s: Session, dom: Any, args: Dict[str, Any], out: _Outcome
             return None
         s.doing = "defining domain %s" % name
         return s.conn.defineXML(libvirt_xml.to_text(root))
+    out.data["existed"] = True  # a rollback must not undo (undefine) what it did not create
     s.doing = "reading domain %s" % name
     before = s.xml_desc(dom, "VIR_DOMAIN_XML_INACTIVE")
     current = ET.fromstring(before)

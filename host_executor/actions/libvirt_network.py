@@ -112,6 +112,7 @@ def _ensure_definition(s: Session, net: Any, args: Dict[str, Any], changes: List
             return None
         s.doing = "defining network %s" % name
         return s.conn.networkDefineXML(libvirt_xml.to_text(root))
+    extra["existed"] = True  # a rollback must not undo what it did not create
     s.doing = "reading network %s" % name
     before = s.xml_desc(net, "VIR_NETWORK_XML_INACTIVE")
     current = ET.fromstring(before)

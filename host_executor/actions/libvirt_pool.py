@@ -103,6 +103,7 @@ def _ensure_definition(s: Session, pool: Any, args: Dict[str, Any], changes: Lis
             return None
         s.doing = "defining storage pool %s" % name
         return s.conn.storagePoolDefineXML(libvirt_xml.to_text(root), 0)
+    extra["existed"] = True  # a rollback must not undo what it did not create
     s.doing = "reading storage pool %s" % name
     current = ET.fromstring(s.xml_desc(pool, "VIR_STORAGE_XML_INACTIVE"))
     libvirt_xml.keep_uuid(root, current)

@@ -78,6 +78,7 @@ def _run(s: Session, args: Dict[str, Any]) -> StepResult:
         raise StepFailed("storage pool %s is not active" % pool_name)
     _refresh(s, pool)
     vol = s.lookup(pool.storageVolLookupByName, name, "VIR_ERR_NO_STORAGE_VOL")
+    existed = vol is not None
     if state == "absent":
         if vol is not None:
             changes.append("deleted")
@@ -91,6 +92,8 @@ def _run(s: Session, args: Dict[str, Any]) -> StepResult:
         _check_existing(s, vol, args, changes, notes)
     data = volume_data(s, vol, pool_name, name)
     data["changes"] = changes
+    if existed and state != "absent":
+        data["existed"] = True  # a rollback must not delete a volume it did not create
     tail = "".join(" (%s)" % n for n in notes)
     if changes:
         head = "volume %s/%s (check mode) would be: " % (pool_name, name) if s.check else \

@@ -37,8 +37,8 @@ def _watch(python: str, *args: str, stdin_open_for: float = 0.0) -> tuple[int, l
 
 @pytest.mark.skipif(not _has_libvirt(), reason="Debian's python3-libvirt is not installed")
 def test_snapshot_heartbeats_and_exit_when_the_controller_leaves() -> None:
-    rc, events = _watch(SYSTEM_PY, "test:///default", "--heartbeat", "0.5", "--watch-stdin",
-                        stdin_open_for=2.5)
+    rc, events = _watch(SYSTEM_PY, "test:///default", "--heartbeat", "0.3", "--watch-stdin",
+                        stdin_open_for=4.0)
     assert rc == 0
     kinds = [e["event"] for e in events]
     assert kinds[:2] == ["hello", "domain_list"]
