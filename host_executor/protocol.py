@@ -207,11 +207,9 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
     ),
 }
 
-# Arguments required only for some states, checked after the schema.
-_STATE_REQUIRES: Dict[Tuple[str, Optional[str]], Tuple[str, ...]] = {
-    ("libvirt_network", "active"): ("xml",),
-    ("libvirt_pool", "active"): ("xml",),
-}
+# Arguments required only for some states, checked after the schema. (None today: a network
+# or pool that exists can be started by name; the action names one that is missing.)
+_STATE_REQUIRES: Dict[Tuple[str, Optional[str]], Tuple[str, ...]] = {}
 
 STEP_KEYS = ("name", "action", "args", "timeout", "undo", "ignore_errors")
 REQUEST_KEYS = (
