@@ -239,8 +239,11 @@ def test_failed_relaunch_keeps_the_existing_instance(prepared: Lab, instance: tu
     evars = {"name": name, **guest, "ready_marker": "NEVER-PRINTED", "boot_timeout": 3}
     result, events = run(prepared, host, "launch_instance", evars)
     assert result.exit_code == 2
-    assert statuses(events, host) == ["ok", "ok", "ok", "failed"]
-    # Nothing was changed, so nothing may be undone: the instance that was there stays.
+    # Another ready marker changes the kernel command line: the domain is redefined in
+    # place (changed, data.existed), which a rollback must never turn into an undefine.
+    assert statuses(events, host) == ["ok", "changed", "ok", "failed"]
+    assert ends(events, host)[1]["data"]["existed"] is True
+    # Nothing was created, so nothing may be undone: the instance that was there stays.
     assert ends(events, host, "rollback_step_end") == []
     assert domain_state(prepared, host, name) == "running"
 
