@@ -30,6 +30,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +39,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fanout import COMMANDS, SHELL_LINE, TEMPLATE, TEMPLATES, USER  # noqa: E402
+from fanout import (  # noqa: E402
+    COMMANDS,
+    SHELL_LINE,
+    TEMPLATE,
+    TEMPLATES,
+    USER,
+    CpuGroup,
+    Host,
+    tool_env,
+)
 
 # Runs ON the host (python3 >= 3.8, stdlib only). argv[1]: base64 JSON of the parameters.
 HOST_TIMER = r'''
@@ -54,6 +64,8 @@ cases = [
     ("python3 -S -c pass", ["python3", "-S", "-c", "pass"], b""),
     ("python3 -S: 10 x subprocess.run", ["python3", "-S", "-c",
         "import subprocess; [subprocess.run(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a in %r]" % (p["commands"],)], b""),
+    ("python3 -S: 10 x os.posix_spawnp", ["python3", "-S", "-c",
+        "import os; [os.waitpid(os.posix_spawnp(a[0], a, os.environ), 0) for a in %r]" % (p["commands"],)], b""),
     ("executor --version (start-up only)", ["python3", pyz, "--version"], b""),
     ("executor bench10 (as hostplane runs it)", ["python3", pyz], req),
     ("  from the unpacked dir (no runpy/zip)", ["python3", "-c", load + main], req),
@@ -61,20 +73,20 @@ cases = [
     ("  + no journal fsync", ["python3", "-S", "-c", load + nosync + main], req),
     ("executor imports only, -S, unpacked", ["python3", "-S", "-c", load + "import host_executor.main"], b""),
 ]
-out = []
-for name, argv, stdin in cases:
-    walls, cpus = [], []
-    for _ in range(runs):
+walls = {name: [] for name, _, _ in cases}
+cpus = {name: [] for name, _, _ in cases}
+for _ in range(runs):  # interleaved: a busy spell on the machine hits every case alike
+    for name, argv, stdin in cases:
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        walls.append(time.perf_counter() - t0)
+        walls[name].append(time.perf_counter() - t0)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+        cpus[name].append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
         if proc.returncode != 0:
             sys.exit("%s: exit %d: %s" % (name, proc.returncode, proc.stderr[-500:]))
-    out.append({"case": name, "wall": sorted(walls)[len(walls) // 2], "wall_min": min(walls),
-                "cpu": sorted(cpus)[len(cpus) // 2]})
+out = [{"case": name, "wall": sorted(walls[name])[runs // 2], "wall_min": min(walls[name]),
+        "cpu": sorted(cpus[name])[runs // 2]} for name, _, _ in cases]
 # -X importtime of the executor's start-up: the smallest self time of each module.
 best = {}
 for _ in range(runs):
@@ -175,26 +187,28 @@ async def control_side(inventory: Path, lab: Path, runs: int) -> list[tuple[str,
     return rows
 
 
-def cli_fixed_cost(runs: int) -> list[tuple[str, float, float]]:
+def cli_fixed_cost(runs: int, env: dict[str, str]) -> list[tuple[str, float, float]]:
     import resource
 
-    def cost(code: str) -> tuple[float, float]:
+    def cost(argv: list[str]) -> tuple[float, float]:
         cpus, walls = [], []
         for _ in range(runs):
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
+            subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
             walls.append(time.perf_counter() - t0)
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus.append(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
         return _median(cpus), _median(walls)
 
+    py = sys.executable
     return [
-        ("control python -c pass", *cost("pass")),
-        ("CLI imports (cli, api, asyncssh transport)", *cost(
-            "import control_server.cli, control_server.cli.run_cmds, control_server.api, "
-            "control_server.transport.ssh, control_server.templating")),
-        ("floor imports (asyncssh)", *cost("import asyncssh")),
+        ("control: python -c pass", *cost([py, "-c", "pass"])),
+        ("control: import asyncssh (the floor's imports)", *cost([py, "-c", "import asyncssh"])),
+        ("control: import sqlalchemy", *cost([py, "-c", "import sqlalchemy"])),
+        ("control: import control_server.cli (what `hostplane` loads first)",
+         *cost([py, "-c", "import control_server.cli"])),
+        ("control: hostplane --help", *cost([str(Path(py).parent / "hostplane"), "--help"])),
     ]
 
 
@@ -206,7 +220,15 @@ def host_side(inventory: Path, lab: Path, runs: int) -> dict[str, Any]:
     host = inv.hosts("all")[0]
     config = api.RunConfig(templates_dirs=(TEMPLATES,))
     plan = api.plan_hosts([host], api.TemplateTask(TEMPLATE), {}, config)[0]
-    digest = executor_bundle.build_bundle().digest
+
+    async def ensure_cached() -> None:  # this very executor, whatever changed meanwhile
+        try:
+            await plan.delivery.run(plan.transport, plan.request, lambda _e: None)
+        finally:
+            await plan.transport.close()
+
+    asyncio.run(ensure_cached())
+    digest = plan.delivery.bundle.digest
     base = f"~/.cache/hostplane/{executor_bundle.executor_filename(digest)}"
     params = {"runs": runs, "pyz": base, "dir": base[: -len(".pyz")] + ".d",
               "request": json.dumps(plan.request), "shell": SHELL_LINE,
@@ -227,23 +249,42 @@ def main() -> int:
     p.add_argument("--lab-folder", type=Path, default=None)
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--cpu-shares", type=int, default=0,
+                   help="as fanout.py: this process and the lab host in one cpu cgroup")
     args = p.parse_args()
-    import tempfile
 
-    lab = args.lab_folder or Path(tempfile.gettempdir()) / f"{args.lab}-lab"
+    from control_server.lab import default_folder
+
+    lab = args.lab_folder or default_folder(args.lab)
     inventory = lab / "bench-one.ini"
     lines = (lab / "hosts.ini").read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if "ansible_host=" in line)
     rest = [line for line in lines[first + 1:] if "ansible_host=" not in line]
     inventory.write_text("\n".join([*lines[: first + 1], *rest, ""]))
     print(f"load average {os.getloadavg()}")
-    control = asyncio.run(control_side(inventory, lab, args.runs)) + cli_fixed_cost(
-        max(5, args.runs // 3))
+    group = None
+    if args.cpu_shares:
+        name = lines[first].split()[0]
+        cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        one_host = [Host(name, "", cid)]
+        group = CpuGroup(f"{args.lab}-breakdown", args.cpu_shares, one_host)
+        print(f"CPU scheduling: {group.describe()}")
+    try:
+        env = tool_env(Path(tempfile.gettempdir()) / f"{args.lab}-breakdown")
+        os.environ.update(env)
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        control = asyncio.run(control_side(inventory, lab, args.runs)) + cli_fixed_cost(
+            max(5, args.runs // 3), env)
+        hosts_result = host_side(inventory, lab, args.runs)
+    finally:
+        if group is not None:
+            group.restore()
     print("\nControl side (one host, medians)\n")
     print("| piece | CPU ms | wall ms |\n| --- | ---: | ---: |")
     for name, cpu, wall in control:
         print(f"| {name} | {cpu * 1000:.1f} | {wall * 1000:.1f} |")
-    hosts = host_side(inventory, lab, args.runs)
+    hosts = hosts_result
     print("\nHost side (on the host, medians)\n")
     print("| what runs on the host | CPU ms | wall ms | min wall ms |\n| --- | ---: | ---: | ---: |")
     for case in hosts["cases"]:

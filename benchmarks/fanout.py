@@ -8,7 +8,9 @@ Tools (``--tools``):
   ``sh -c``, all hosts at once, in one process: the least any SSH tool can do.
 - ``openssh``: one ``ssh -F lab/ssh_config HOST "sh -c '...'"`` per host, all at once.
 - ``hostplane``: ``hostplane run -i INV all bench10 --templates benchmarks/templates
-  -f N --json`` (the CLI, a fresh process: interpreter start-up and imports included).
+  -f N --json`` (the CLI, a fresh process: interpreter start-up and imports included;
+  the run is recorded in the job store, as by default).
+- ``hostplane-norecord``: the same with ``--no-record``.
 - ``hostplane-api``: the same through the library API (``control_server.api.run``) in a
   fresh worker process, timed after the imports, like the floor.
 - ``paramiko``: ``hostplane run ... --transport paramiko``.
@@ -29,9 +31,13 @@ hostplane is run once untimed before timing so the executor is cached on every h
 steady state); ``--cold`` also times runs that start with the executor removed from every
 host (upload + first unpack included).
 
-The lab (``control_server.lab``) is one set of max(N) containers; each N uses its first N
-hosts. ``--keep-lab`` leaves it up for the next run (``lab_up`` reuses it when the size
-matches); otherwise it is removed at the end.
+The lab (``control_server.lab``) is one set of max(N) containers (``--lab-size``); each N
+uses its first N hosts. ``--keep-lab`` leaves it up for the next run (``lab_up`` reuses it
+when the size matches); otherwise it is removed at the end.
+
+On a machine others use, ``--cpu-shares`` puts this process and the lab hosts in one cpu
+cgroup (see ``CpuGroup``), and ``--profile DIR`` adds a py-spy profile of one hostplane
+run per N. ``benchmarks/breakdown.py`` takes one host's costs apart, piece by piece.
 """
 
 from __future__ import annotations
@@ -80,8 +86,8 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
 OUTPUT_LINES = 8  # lines the ten commands print together (true and sleep print nothing)
 SHELL_LINE = " && ".join(shlex.join(argv) for argv in COMMANDS)
 
-ALL_TOOLS = ("floor", "hostplane", "hostplane-api", "paramiko", "openssh", "pyinfra",
-             "ansible")
+ALL_TOOLS = ("floor", "hostplane", "hostplane-norecord", "hostplane-api", "paramiko",
+             "openssh", "pyinfra", "ansible")
 SCALE_TOOLS = ("floor", "hostplane", "hostplane-api", "openssh")
 IN_PROCESS = ("floor", "hostplane-api")
 
@@ -394,12 +400,8 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
         return float(result["wall"]), float(result["cpu"]), ""
     env = tool_env(setup.workdir.parent)
     after: Callable[[], None] | None = None
-    if tool in ("hostplane", "paramiko"):
-        cmd = [str(BIN / "hostplane"), "run", "-i", str(setup.inventory), "all", TEMPLATE,
-               "--templates", str(TEMPLATES), "-f", str(n), "--json"]
-        if tool == "paramiko":
-            cmd += ["--transport", "paramiko"]
-        cmds = [cmd]
+    if tool in HOSTPLANE_CLI:
+        cmds = [hostplane_cmd(tool, setup)]
     elif tool == "openssh":
         cmds = [["ssh", "-F", str(setup.lab.ssh_config), "-o", "BatchMode=yes",
                  "-o", "ControlMaster=no", "-o", "ControlPath=none", h.name,
@@ -429,9 +431,22 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
         lines = log.read_text().splitlines()
         if len(lines) != OUTPUT_LINES * n:
             raise ToolFailed(f"openssh: {len(lines)} output lines, expected {OUTPUT_LINES * n}")
-    if tool in ("hostplane", "paramiko"):
+    if tool in HOSTPLANE_CLI:
         _check_hostplane_output(log, n, tool, cold=tag.startswith(("cold", "warmup")))
     return wall, cpu, ""
+
+
+HOSTPLANE_CLI = ("hostplane", "hostplane-norecord", "paramiko")
+
+
+def hostplane_cmd(tool: str, setup: Setup) -> list[str]:
+    cmd = [str(BIN / "hostplane"), "run", "-i", str(setup.inventory), "all", TEMPLATE,
+           "--templates", str(TEMPLATES), "-f", str(setup.n), "--json"]
+    if tool == "hostplane-norecord":
+        cmd += ["--no-record"]
+    if tool == "paramiko":
+        cmd += ["--transport", "paramiko"]
+    return cmd
 
 
 def _check_hostplane_output(log: Path, n: int, tool: str, cold: bool) -> None:
@@ -539,6 +554,87 @@ def worker(tool: str, workdir: Path, lab_folder: Path) -> None:
     else:
         raise SystemExit(f"no in-process worker for {tool!r}")
     print(json.dumps({"wall": wall, "cpu": cpu, "uploaded": uploaded}))
+
+
+# --- profiling (py-spy) -------------------------------------------------------------------
+
+# Buckets for py-spy's collapsed stacks. A stack goes to the first of ANYWHERE whose
+# needle is in any of its frames (the work is explained by who asked for it); otherwise to
+# the bucket of its leaf-most frame that matches a LEAF_FIRST needle; otherwise "other".
+ANYWHERE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("imports", ("<frozen importlib._bootstrap>",)),
+    ("plan: inventory, render, validate", ("plan_hosts (", "Inventory.load",
+                                           "control_server/inventory/")),
+    ("SSH handshake: kex, host key, auth, options", (
+        "asyncssh/kex", "asyncssh/auth.py", "asyncssh/known_hosts.py", "asyncssh/public_key.py",
+        "asyncssh/crypto/ed", "asyncssh/crypto/ec", "asyncssh/crypto/dh", "asyncssh/crypto/pq",
+        "asyncssh/config.py", "ConnectionOptions", "_process_kexinit", "_send_kexinit",
+        "_process_newkeys", "_validate_host_key", "create_connection",
+        "paramiko/kex", "paramiko/auth_handler.py", "paramiko/hostkeys.py",
+        "paramiko/ed25519key.py", "paramiko/client.py", "paramiko/config.py")),
+    ("job store: SQLAlchemy, SQLite", ("control_server/store/", "sqlalchemy/")),
+)
+LEAF_FIRST: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("SSH packets: ciphers, channels", ("asyncssh/", "paramiko/", "cryptography/")),
+    ("event sinks: JSON Lines, console", ("control_server/jsonl.py",
+                                          "control_server/console.py", "rich/")),
+    ("executor events: lines, parse, runner", ("control_server/delivery.py",
+                                               "control_server/runner.py",
+                                               "control_server/events.py",
+                                               "control_server/transport/")),
+)
+OTHER = "event loop, other"
+
+
+def _bucket(frames: list[str]) -> str:
+    for name, needles in ANYWHERE:
+        if any(needle in frame for frame in frames for needle in needles):
+            return name
+    for frame in reversed(frames):
+        for name, needles in LEAF_FIRST:
+            if any(needle in frame for needle in needles):
+                return name
+    return OTHER
+
+
+def bucket_profile(raw: Path) -> list[tuple[str, float]]:
+    names = [name for name, _ in (*ANYWHERE, *LEAF_FIRST)] + [OTHER]
+    counts = dict.fromkeys(names, 0)
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, num = line.rpartition(" ")
+        if not num.isdigit():
+            continue
+        total += int(num)
+        counts[_bucket(stack.split(";"))] += int(num)
+    return [(name, count / total if total else 0.0) for name, count in counts.items()]
+
+
+def profile(setup: Setup, py_spy: str, out: Path) -> str:
+    """py-spy (GIL-holding samples only: CPU in Python) of one hostplane CLI run and one
+    library-API run, untimed; the raw stacks are kept in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = []
+    runs = {
+        "hostplane": hostplane_cmd("hostplane", setup),
+        "hostplane-api": [sys.executable, str(Path(__file__).resolve()), "--worker",
+                          "hostplane-api", "--workdir", str(setup.workdir), "--lab-folder",
+                          str(setup.lab.folder)],
+    }
+    for tool, cmd in runs.items():
+        raw = out / f"{tool}-n{setup.n}.txt"
+        proc = subprocess.run([py_spy, "record", "--gil", "-r", "200", "-f", "raw", "-o",
+                               str(raw), "--", *cmd], capture_output=True, check=False,
+                              env=tool_env(setup.workdir.parent))
+        if proc.returncode != 0 or not raw.exists():
+            report.append(f"{tool}: py-spy failed: {proc.stderr.decode()[-500:]}")
+            continue
+        samples = sum(int(x.rpartition(" ")[2]) for x in raw.read_text().splitlines() if x)
+        report.append(f"\nprofile {tool}, N = {setup.n} ({samples} samples at 200 Hz, "
+                      f"GIL held; raw stacks: {raw})\n")
+        report.append("| where | share of control CPU |\n| --- | ---: |")
+        report += [f"| {name} | {share * 100:.0f}% |" for name, share in bucket_profile(raw)]
+    return "\n".join(report)
 
 
 # --- reporting --------------------------------------------------------------------------
@@ -676,7 +772,13 @@ def machine() -> dict[str, Any]:
     import asyncssh
     import paramiko
 
+    commit = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                            "control_server", "host_executor"], capture_output=True, text=True,
+                           check=False).stdout.strip()
     return {
+        "commit": commit + (" + uncommitted changes in control_server/host_executor"
+                            if dirty else ""),
         "cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
         "python": platform.python_version(), "asyncssh": asyncssh.__version__,
         "paramiko": paramiko.__version__, "openssh": version(["ssh", "-V"]),
@@ -718,11 +820,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lab", default="hostplane-bench", help="lab name (Docker containers)")
     p.add_argument("--lab-folder", type=Path, default=None)
     p.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
+    p.add_argument("--lab-size", type=int, default=0,
+                   help="hosts in the lab (default: the largest N); a lab of another size "
+                        "is made again, so keep this equal between runs that reuse a lab")
     p.add_argument("--cpu-shares", type=int, default=0,
                    help="put this process and the lab hosts in one cpu cgroup of this weight "
                         "(1024 = one ordinary process); see CpuGroup. Default: off")
     p.add_argument("--workdir", type=Path, default=None, help="generated files and logs")
     p.add_argument("--json", type=Path, default=None, help="write every sample here")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="also profile one hostplane CLI run and one API run per --hosts N "
+                        "with py-spy (untimed), raw stacks into DIR")
+    p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy",
+                   help="the py-spy binary (pip install py-spy)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -734,15 +844,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     sys.path.insert(0, str(ROOT))
     check_template()
-    from control_server.lab import lab_down, lab_up
+    from control_server.lab import default_folder, lab_down, lab_up
 
     ns = sorted(set(args.hosts) | set(args.scale))
     info = machine()
     print(json.dumps(info, indent=1), flush=True)
-    folder = args.lab_folder or Path(tempfile.gettempdir()) / f"{args.lab}-lab"
+    folder = args.lab_folder or default_folder(args.lab)
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="hostplane-bench-"))
     t0 = time.monotonic()
-    lab = lab_info(lab_up(max(ns), name=args.lab, folder=folder))
+    size = max(args.lab_size or 0, max(ns))
+    lab = lab_info(lab_up(size, name=args.lab, folder=folder))
     print(f"lab {args.lab}: {len(lab.hosts)} hosts up in {time.monotonic() - t0:.0f} s "
           f"(files in {folder}; work in {workroot})", flush=True)
     reaper = _set_subreaper()
@@ -752,6 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"CPU scheduling: {priority}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     samples: list[Sample] = []
+    profiles: list[str] = []
     warmed: set[str] = set()
     try:
         for n in ns:
@@ -774,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for tool in tools:
                 # hostplane: the executor cached on every host. Others keep nothing on
                 # the hosts between runs: one warm-up fills the bytecode cache.
-                if tool in ("hostplane", "paramiko", "hostplane-api") or tool not in warmed:
+                if tool in (*HOSTPLANE_CLI, "hostplane-api") or tool not in warmed:
                     sample(tool, setup, "warmup", host_cpu)
                     warmed.add(tool)
             for r in range(args.repeat):
@@ -786,6 +898,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"CPU  load {s.load:4.1f}", flush=True)
             if setup.control_dir.exists():
                 _reap_ssh_masters(setup.control_dir)
+            if args.profile and n in args.hosts:
+                profiles.append(profile(setup, args.py_spy, args.profile))
+                print(profiles[-1], flush=True)
     finally:
         for n in ns:  # ansible's masters, if interrupted mid-run
             if (workroot / f"n{n}" / "cp").exists():
@@ -802,6 +917,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale_table(rows, ns) + "\n")
     if 30 in args.hosts:
         print(targets(rows) + "\n")
+    for text in profiles:
+        print(text + "\n")
     print(f"subreaper for ssh masters: {reaper}; CPU scheduling: {priority}; "
           f"load average at end: {os.getloadavg()}")
     if args.json:
