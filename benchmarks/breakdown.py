@@ -256,7 +256,7 @@ def main() -> int:
     from control_server.lab import default_folder
 
     lab = args.lab_folder or default_folder(args.lab)
-    inventory = lab / "bench-one.ini"
+    inventory = Path(tempfile.mkdtemp(prefix="hostplane-breakdown-")) / "one-host.ini"
     lines = (lab / "hosts.ini").read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if "ansible_host=" in line)
     rest = [line for line in lines[first + 1:] if "ansible_host=" not in line]
