@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from pathlib import Path
@@ -30,6 +31,22 @@ from control_server.transport.limiter import HandshakeLimiter, Retryable
 from control_server.transport.ssh_options import HostSSHOptions
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+@functools.lru_cache(maxsize=64)
+def _known_hosts(path: str, mtime_ns: int) -> asyncssh.SSHKnownHosts:
+    """A known_hosts file parsed once per version: re-reading it for every connection makes
+    a fleet's handshakes quadratic in the fleet's size."""
+    return asyncssh.read_known_hosts(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_key(path: str, mtime_ns: int) -> asyncssh.SSHKey:
+    return asyncssh.read_private_key(path)
+
+
+def _parsed_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
+    return _known_hosts(str(path), path.stat().st_mtime_ns)
 
 
 class AsyncSSHTransport(Transport):
@@ -65,7 +82,11 @@ class AsyncSSHTransport(Transport):
         if t.user is not None:
             opts["username"] = t.user
         if t.key_file:
-            opts["client_keys"] = [os.path.expanduser(t.key_file)]
+            key_path = Path(os.path.expanduser(t.key_file))
+            try:
+                opts["client_keys"] = [_client_key(str(key_path), key_path.stat().st_mtime_ns)]
+            except (OSError, asyncssh.KeyImportError):
+                opts["client_keys"] = [str(key_path)]  # encrypted or odd: asyncssh decides
         config = self._opts.ssh_config or self.settings.ssh_config
         if config is not None:
             opts["config"] = [str(config.expanduser())]
@@ -79,7 +100,7 @@ class AsyncSSHTransport(Transport):
         if not path.is_file():
             return []
         try:
-            known = asyncssh.read_known_hosts(str(path))
+            known = _parsed_known_hosts(path)
             trusted = asyncssh.match_known_hosts(
                 known, self.target.address, self.target.address, self.target.port or 22
             )[0]
@@ -103,7 +124,11 @@ class AsyncSSHTransport(Transport):
                     f"host key unknown: known_hosts file {self.known_hosts} does not exist",
                     self.target.host,
                 )
-            opts["known_hosts"] = str(self.known_hosts)
+            try:
+                opts["known_hosts"] = _parsed_known_hosts(self.known_hosts)
+            except (OSError, ValueError) as exc:
+                raise HostKeyError(f"cannot read {self.known_hosts}: {exc}",
+                                   self.target.host) from None
         try:
             self._conn = await self._limiter.run(lambda: self._handshake(opts))
         except Retryable as exc:
