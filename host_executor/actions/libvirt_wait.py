@@ -15,13 +15,12 @@
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 
 from host_executor import protocol
 from host_executor.actions import libvirt_xml
 from host_executor.actions.libvirt_common import run_libvirt, state_name
-from host_executor.actions.wait import DEFAULT_TIMEOUT, _path_probe
+from host_executor.actions.wait import _path_probe, poll
 from host_executor.errors import StepFailed
 from host_executor.step import StepResult
 
@@ -121,24 +120,10 @@ def _domain_wait(s: Session, args: Dict[str, Any], ctx: StepContext) -> StepResu
 
 
 def _wait(probe: Probe, what: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:
-    timeout = float(args.get("timeout") or DEFAULT_TIMEOUT)
-    if ctx.timeout is not None:
-        timeout = min(timeout, ctx.timeout)
-    interval = float(args.get("interval") or DEFAULT_INTERVAL)
-    start = time.monotonic()
-    while True:
-        remaining = timeout - (time.monotonic() - start)
-        met, info = probe(max(remaining, 0.1))
-        info.update(elapsed=round(time.monotonic() - start, 3), waited_for=what)
-        if met:
-            return StepResult("ok", msg="%s: ready after %.1f s" % (what, info["elapsed"]), data=info)
-        if ctx.check:
-            return StepResult("skipped", msg="would wait for %s (not ready now)" % what, data=info)
+    def stopped(info: Dict[str, Any]) -> Optional[str]:
         if info.get("stopped"):
-            raise StepFailed("domain %s is %s: it stopped before %s" % (args["domain"], info["domain_state"], what),
-                             data=info)
-        remaining = timeout - (time.monotonic() - start)
-        if remaining <= 0:
-            raise StepFailed("timed out after %g s waiting for %s" % (timeout, what), data=info)
-        if ctx.cancel.wait(min(interval, remaining)):
-            raise StepFailed("interrupted: %s (while waiting for %s)" % (ctx.cancel.reason, what), data=info)
+            return "domain %s is %s: it stopped before %s" % (args["domain"], info["domain_state"], what)
+        return None
+
+    return poll(probe, what, args, ctx,
+                lambda info: "%s: ready after %.1f s" % (what, info["elapsed"]), stopped)

@@ -110,6 +110,15 @@ def run_wait(args: Dict[str, Any], ctx: StepContext) -> StepResult:
     else:
         probe = _path_probe(args["path"], args.get("pattern"))
     what = _describe(args)
+    return poll(probe, what, args, ctx, lambda info: "%s is ready" % what)
+
+
+def poll(probe: Probe, what: str,
+         args: Dict[str, Any], ctx: StepContext,
+         ready_msg: Callable[[Dict[str, Any]], str],
+         give_up: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None) -> StepResult:
+    """The loop every wait shares: probe until met, the timeout, a cancel, or ``give_up``
+    says there is no point (a domain that stopped will never print its marker)."""
     timeout = float(args.get("timeout") or DEFAULT_TIMEOUT)
     if ctx.timeout is not None:
         timeout = min(timeout, ctx.timeout)
@@ -118,12 +127,14 @@ def run_wait(args: Dict[str, Any], ctx: StepContext) -> StepResult:
     while True:
         remaining = timeout - (time.monotonic() - start)
         met, info = probe(max(remaining, 0.1))
-        elapsed = round(time.monotonic() - start, 3)
-        info.update(elapsed=elapsed, waited_for=what)
+        info.update(elapsed=round(time.monotonic() - start, 3), waited_for=what)
         if met:
-            return StepResult("ok", msg="%s is ready" % what, data=info)
+            return StepResult("ok", msg=ready_msg(info), data=info)
         if ctx.check:
             return StepResult("skipped", msg="would wait for %s (not ready now)" % what, data=info)
+        why = give_up(info) if give_up is not None else None
+        if why:
+            raise StepFailed(why, data=info)
         remaining = timeout - (time.monotonic() - start)
         if remaining <= 0:
             raise StepFailed("timed out after %g s waiting for %s" % (timeout, what), data=info)
