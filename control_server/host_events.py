@@ -59,6 +59,7 @@ class HostWatcher:
         on_event: HostEventHandler,
         heartbeat: float = 5.0,
         max_backoff: float = 30.0,
+        bundle: executor_bundle.Bundle | None = None,
     ) -> None:
         self.host = host
         self.settings = settings
@@ -67,7 +68,7 @@ class HostWatcher:
         self.heartbeat = heartbeat
         self.max_backoff = max_backoff
         target = connection_target(host)
-        self.delivery = Delivery(executor_bundle.build_bundle(), python=target.python,
+        self.delivery = Delivery(bundle or executor_bundle.build_bundle(), python=target.python,
                                  become=target.become, become_user=target.become_user)
         self.uri = str(host.vars.get("libvirt_uri") or "qemu:///system")
         self.connected = False
@@ -119,5 +120,7 @@ async def watch_hosts(
     """Watch every host until cancelled."""
     settings = settings or TransportSettings()
     limiter = HandshakeLimiter(settings.handshake_limit, settings.handshake_retries)
-    watchers = [HostWatcher(h, settings, limiter, on_event, heartbeat) for h in hosts]
+    bundle = executor_bundle.build_bundle()  # once for the fleet, not per host
+    watchers = [HostWatcher(h, settings, limiter, on_event, heartbeat, bundle=bundle)
+                for h in hosts]
     await asyncio.gather(*(w.run() for w in watchers))

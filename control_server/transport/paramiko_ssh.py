@@ -10,6 +10,7 @@ the only module that imports paramiko.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from pathlib import Path
@@ -27,9 +28,16 @@ from control_server.transport.base import (
     TransportSettings,
 )
 from control_server.transport.limiter import HandshakeLimiter, Retryable
-from control_server.transport.ssh_options import HostSSHOptions
+from control_server.transport.ssh_options import HostSSHOptions, host_key_policy
 
 _CHUNK = 1 << 16
+
+
+@functools.lru_cache(maxsize=64)
+def _host_keys(path: str, mtime_ns: int) -> paramiko.HostKeys:
+    """Parsed once per file version: paramiko's own loading is quadratic in the file's size,
+    and ran for every connection of a run."""
+    return paramiko.HostKeys(path)
 
 
 class _LearnNewKey(paramiko.MissingHostKeyPolicy):
@@ -58,9 +66,9 @@ class ParamikoTransport(Transport):
         self._limiter = limiter
         self._opts = host_options or HostSSHOptions()
         self._client: paramiko.SSHClient | None = None
-        self.policy = self._opts.host_key_checking or settings.host_key_checking
-        known = self._opts.known_hosts or settings.known_hosts
-        self.known_hosts = (known or Path("~/.ssh/known_hosts")).expanduser()
+        self.policy, known = host_key_policy(
+            self._opts, settings.host_key_checking, settings.known_hosts)
+        self.known_hosts = known or Path("~/.ssh/known_hosts").expanduser()
 
     def _ssh_config(self) -> dict[str, Any]:
         path = (self._opts.ssh_config or self.settings.ssh_config or Path("~/.ssh/config"))
@@ -74,7 +82,8 @@ class ParamikoTransport(Transport):
         t = self.target
         client = paramiko.SSHClient()
         if self.known_hosts.is_file():
-            client.load_host_keys(str(self.known_hosts))
+            path = str(self.known_hosts)
+            client.get_host_keys().update(_host_keys(path, os.stat(path).st_mtime_ns))
         if self.policy == "off":
             client.set_missing_host_key_policy(paramiko.WarningPolicy())
         elif self.policy == "accept-new":

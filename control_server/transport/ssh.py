@@ -28,7 +28,7 @@ from control_server.transport.base import (
     TransportSettings,
 )
 from control_server.transport.limiter import HandshakeLimiter, Retryable
-from control_server.transport.ssh_options import HostSSHOptions
+from control_server.transport.ssh_options import HostSSHOptions, host_key_policy
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 
@@ -63,9 +63,8 @@ class AsyncSSHTransport(Transport):
         self._limiter = limiter
         self._opts = host_options or HostSSHOptions()
         self._conn: asyncssh.SSHClientConnection | None = None
-        self.policy = self._opts.host_key_checking or settings.host_key_checking
-        known = self._opts.known_hosts or settings.known_hosts
-        self.known_hosts = known.expanduser() if known else None
+        self.policy, self.known_hosts = host_key_policy(
+            self._opts, settings.host_key_checking, settings.known_hosts)
 
     # --- connecting -------------------------------------------------------------------
 

@@ -20,6 +20,13 @@ class HostSSHOptions:
     host_key_checking: str | None = None
 
 
+def host_key_policy(opts: HostSSHOptions, settings_policy: str,
+                    settings_known: Path | None) -> tuple[str, Path | None]:
+    """The host's own ssh args win over the run's flags (as with ssh's -o over ssh_config)."""
+    known = opts.known_hosts or settings_known
+    return opts.host_key_checking or settings_policy, known.expanduser() if known else None
+
+
 def _options(words: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     it = iter(range(len(words)))
