@@ -120,6 +120,9 @@ def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
     config = _config(kw, templates_dirs)
     hosts = inv.hosts(pattern, config.limit)
     warn(inv.warnings)
+    if not hosts:
+        warn(["No hosts matched, nothing to do"])  # as Ansible: exit 0, no job
+        sys.exit(0)
     plans = api.plan_hosts(hosts, task, evars, config)
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
     job = jobs_cmds.recorder(kw, pattern, task, evars, config, plans)  # the run as a job
