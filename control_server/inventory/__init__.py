@@ -13,6 +13,10 @@ Where hostplane departs from ansible, on purpose:
   (``!vault`` values stay ``VaultText``; a vault-encrypted vars file is an error);
 - an empty pattern, a bad ``~regex`` or an out-of-range subscript is a PatternError
   (``ansible`` reads the first as 'all' and turns the others into "no hosts");
+- a malformed pattern selects nothing: an unbalanced ``[``/``]`` (ansible drops it, so
+  ``~[x`` reads as ``~``, every host), a subscript that is not ``[i]``/``[i:j]``/``[i:]``
+  (``[1:2:3]``, ``[:2]``: ansible globs them) or one ending before its start is a
+  PatternError naming the pattern and the fault;
 - group_vars/host_vars beside the playbook (ansible: the current directory) are read only
   when ``playbook_dir`` is given;
 - where ansible's host order depends on object hashes (groups nested two levels deep under

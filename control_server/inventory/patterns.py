@@ -21,6 +21,8 @@ from control_server.inventory.model import LOCALHOST_NAMES, HostNode, InventoryG
 _SUBSCRIPTED = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
 _COLON_SPLIT = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
 _GLOB_CHARS = (".", "?", "*", "[")
+# A trailing [...] made of digits, '-' and ':' is meant as a subscript, never a glob class.
+_SUBSCRIPT_LIKE = re.compile(r"^(.+)\[([-0-9:]*:[-0-9:]*|-[-0-9]*)\]$")
 
 
 def split_host_pattern(pattern: str) -> list[str]:
@@ -34,7 +36,35 @@ def split_host_pattern(pattern: str) -> list[str]:
             parts = [pattern]
         except AddressError:
             parts = _COLON_SPLIT.findall(pattern)
+            _check_leftover(pattern)
     return [p.strip() for p in parts if p.strip()]
+
+
+def _check_leftover(pattern: str) -> None:
+    # ansible drops what its split cannot read ('~[x' becomes '~', i.e. every host).
+    at = 0
+    for match in [*_COLON_SPLIT.finditer(pattern), None]:
+        gap = pattern[at : match.start() if match else len(pattern)]
+        stray = gap.replace(":", " ").strip()
+        if stray:
+            column = at + gap.index(stray[0]) + 1
+            what = "']' without '['" if stray[0] == "]" else "'[' without ']'"
+            raise PatternError(f"unbalanced brackets: {what} at column {column}", pattern)
+        at = match.end() if match else at
+
+
+def check_brackets(part: str, whole: str) -> None:
+    """An unbalanced ``[``/``]`` in a glob part (a ``~regex`` is checked by compiling it)."""
+    depth = 0
+    for char in part:
+        if char == "[" and depth == 0:
+            depth = 1
+        elif char == "]":
+            if depth == 0:
+                raise PatternError(f"unbalanced brackets: ']' without '[' in {part!r}", whole)
+            depth = 0
+    if depth:
+        raise PatternError(f"unbalanced brackets: '[' without ']' in {part!r}", whole)
 
 
 def order_patterns(patterns: Iterable[str]) -> list[str]:
@@ -126,7 +156,9 @@ class Matcher:
         if not pattern:
             raise PatternError("empty pattern after '&' or '!'", whole)
         if pattern not in self.cache:
-            expr, subscript = split_subscript(pattern, self.warnings)
+            if pattern[0] != "~":
+                check_brackets(pattern, whole)
+            expr, subscript = split_subscript(pattern, self.warnings, whole)
             hosts = self.enumerate(expr, whole)
             self.cache[pattern] = apply_subscript(hosts, subscript, pattern, whole)
         return self.cache[pattern]
@@ -180,15 +212,25 @@ def _compile(pattern: str, whole: str) -> re.Pattern[str]:
         raise PatternError(f"Invalid host list pattern: {pattern} ({exc})", whole) from None
 
 
-def split_subscript(pattern: str, warnings: list[str]) -> tuple[str, tuple[int, int | None] | None]:
+def split_subscript(
+    pattern: str, warnings: list[str], whole: str = ""
+) -> tuple[str, tuple[int, int | None] | None]:
     if pattern[0] == "~":
         return pattern, None
     match = _SUBSCRIPTED.match(pattern)
     if not match:
+        bad = _SUBSCRIPT_LIKE.match(pattern)
+        if bad:
+            raise PatternError(
+                f"bad subscript [{bad.group(2)}] in {pattern!r}: use [i], [i:j] or [i:]",
+                whole or pattern,
+            )
         return pattern, None
     expr, index, start, sep, end = match.groups()
     if index:
         return expr, (int(index), None)
+    if end and 0 < int(end) < int(start):
+        raise PatternError(f"bad subscript in {pattern!r}: end before start", whole or pattern)
     if sep == "-":
         message = "Use [x:y] inclusive subscripts instead of [x-y] which has been removed"
         if message not in warnings:
@@ -204,6 +246,8 @@ def apply_subscript(
     start, end = subscript
     # An end of 0 (as in g[3:0]) reads as "no end", exactly like ansible's truthiness test.
     if end:
+        if start >= len(hosts):
+            raise PatternError(f"No hosts matched the subscripted pattern '{pattern}'", whole)
         if end == -1:
             end = len(hosts) - 1
         return hosts[start : end + 1]

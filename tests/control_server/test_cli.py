@@ -65,6 +65,22 @@ def test_unmatched_pattern_warns_as_ansible(
     assert "Could not match supplied host pattern, ignoring: nosuch" in err
 
 
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [("~[unclosed", "'[' without ']' at column 2"), ("~h(", "Invalid host list pattern"),
+     ("here[1:2:3]", "bad subscript")],
+)
+def test_malformed_pattern_selects_nothing(
+    capsys: pytest.CaptureFixture[str], local_inv: Path, pattern: str, words: str
+) -> None:
+    marker = local_inv.parent / "ran"
+    code, out, err = _main(capsys, "exec", "-i", str(local_inv), pattern, "--", "touch",
+                           str(marker))
+    assert code == 1, out + err
+    assert repr(pattern) in err and words in err
+    assert not marker.exists()
+
+
 def test_undefined_variable_names_variable_template_and_line(
     capsys: pytest.CaptureFixture[str], local_inv: Path, tmp_path: Path
 ) -> None:

@@ -28,6 +28,10 @@ def _post(fleet: Fleet, body: Any, **params: Any) -> Any:
     ({"template": "steps3", "target": "nowhere*"}, ["body", "target"], "matches no host"),
     ({"template": "steps3", "target": "localhost"}, ["body", "target"], "not in the inv"),
     ({"template": "steps3", "target": "kvm:&"}, ["body", "target"], ""),
+    # ansible would read these as '~' alone: every host.
+    ({"template": "steps3", "target": "~["}, ["body", "target"], "'[' without ']'"),
+    ({"template": "steps3", "target": "~h("}, ["body", "target"], "Invalid host list"),
+    ({"template": "steps3", "target": "h1[1:2:3]"}, ["body", "target"], "bad subscript"),
     ({"template": "steps3"}, ["body", "target"], "required"),
     ({"template": "steps3", "target": {"placement": {"vcpus": 1}}},
      ["body", "target", "PlacementTarget", "placement", "memory_mib"], ""),
