@@ -28,6 +28,9 @@ from control_server.errors import ExtraVarsError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHOWN = 60
+# Far deeper than any real vars; a deeper value would hit Python's recursion limit later
+# (rendering, the JSON request) as an internal error.
+MAX_DEPTH = 100
 
 
 def _label(source: str) -> str:
@@ -35,11 +38,17 @@ def _label(source: str) -> str:
     return source if len(source) <= _SHOWN else source[: _SHOWN - 3] + "..."
 
 
-def _json_safe(value: Any, source: str) -> Any:
+def _too_deep(source: str) -> ExtraVarsError:
+    return ExtraVarsError(f"value nested deeper than {MAX_DEPTH} levels", _label(source))
+
+
+def _json_safe(value: Any, source: str, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise _too_deep(source)
     if isinstance(value, dict):
-        return {str(k): _json_safe(v, source) for k, v in value.items()}
+        return {str(k): _json_safe(v, source, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v, source) for v in value]
+        return [_json_safe(v, source, depth + 1) for v in value]
     if isinstance(value, datetime.date | datetime.datetime):
         return value.isoformat()
     if value is None or isinstance(value, str | int | float | bool):
@@ -69,6 +78,13 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _load_text(text: str, source: str, as_json: bool) -> Any:
+    try:
+        return _parse_text(text, source, as_json)
+    except RecursionError:
+        raise _too_deep(source) from None
+
+
+def _parse_text(text: str, source: str, as_json: bool) -> Any:
     if as_json:
         try:
             return json.loads(text)
@@ -104,11 +120,13 @@ def _from_file(source: str, cwd: Path) -> dict[str, Any]:
 def _from_inline(source: str) -> dict[str, Any]:
     try:
         data = json.loads(source)
+    except RecursionError:
+        raise _too_deep(source) from None
     except json.JSONDecodeError as json_exc:
         # Ansible also accepts YAML flow style ({a: 1}); report JSON's error when both fail.
         try:
             data = yaml.safe_load(source)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise ExtraVarsError(f"invalid JSON: {json_exc}", _label(source)) from None
     return _check_mapping(data, source)
 

@@ -12,6 +12,7 @@ import ast
 import datetime
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -162,6 +163,7 @@ class Document:
 
 def load_document(text: str) -> Document:
     """Parse ``text`` as JSON, else as YAML; raise ValueLoadError when it is neither."""
+    _check_utf8(text)
     try:
         return Document(json.loads(text, object_hook=_json_object), {})
     except (ValueError, RecursionError):
@@ -178,6 +180,20 @@ def load_document(text: str) -> Document:
     finally:
         loader.dispose()
     return Document(data, loader.key_lines)
+
+
+def _check_utf8(text: str) -> None:
+    # Files are decoded with surrogateescape (INI keeps such bytes, as ansible does); YAML
+    # and JSON must be UTF-8, and the YAML parser would fail on them with an encode error.
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        byte = ord(bad.group()) - 0xDC00 if 0xDC80 <= ord(bad.group()) <= 0xDCFF else None
+        what = f"byte 0x{byte:02x}" if byte is not None else "a lone surrogate"
+        raise ValueLoadError(f"not valid UTF-8: {what}", line)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:

@@ -192,3 +192,28 @@ def test_executable_ini_without_shebang_is_read(tmp_path: Path) -> None:
     inv.write_text("[g]\nh1\n")
     inv.chmod(0o755)
     assert [h.name for h in Inventory.load([str(inv)]).hosts("g")] == ["h1"]
+
+
+@pytest.mark.parametrize(
+    ("files", "where"),
+    [
+        ({"inv.yaml": b"all:\n  hosts:\n    h1:\n# caf\xe9\n"}, ("inv.yaml", 4)),
+        ({"inv.json": b'{"all": {"hosts": {"h\xff": {}}}}'}, ("inv.json", 1)),
+        ({"inv.ini": b"[g]\nh1\n", "group_vars/g.yml": b"a: 1\nb: \xe9\n"}, ("group_vars/g.yml", 2)),
+    ],
+)
+def test_non_utf8_yaml_names_file_and_line(
+    tmp_path: Path, files: dict[str, bytes], where: tuple[str, int]
+) -> None:
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    with pytest.raises(InventoryError) as info:
+        Inventory.load([next(iter(files))], cwd=tmp_path).hosts("all")
+    assert str(info.value).startswith(f"{tmp_path / where[0]}:{where[1]}: not valid UTF-8")
+
+
+def test_non_utf8_ini_value_is_kept_as_ansible_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / "inv.ini").write_bytes(b"[g]\nh1 v=caf\xe9\n")
+    (host,) = Inventory.load(["inv.ini"], cwd=tmp_path).hosts("all")
+    assert host.vars["v"] == "caf\udce9"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,15 +59,28 @@ def test_later_sources_win() -> None:
         ("a='unclosed", "cannot split into key=value words"),
         ('{"a-b": 1}', "'a-b' is not a valid variable name"),
         ("  ", "empty value"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than 100 levels"),
+        ('{"a": ' + "[" * 101 + "]" * 101 + "}", "nested deeper than 100 levels"),
+        ("@deep.json", "extra vars '@deep.json': value nested deeper than 100 levels"),
+        ("@deep.yml", "extra vars '@deep.yml': value nested deeper than 100 levels"),
     ],
 )
 def test_bad_sources(tmp_path: Path, source: str, message: str) -> None:
     (tmp_path / "bad.json").write_text('{"a": }')
     (tmp_path / "bad.yml").write_text("a: 1\n b: [\n")
     (tmp_path / "list.yml").write_text("- 1\n")
+    (tmp_path / "deep.json").write_text('{"a": ' + "[" * 5000 + "]" * 5000 + "}")
+    (tmp_path / "deep.yml").write_text("a: " + "[" * 5000 + "]" * 5000)
     with pytest.raises(ExtraVarsError) as info:
         parse_extra_vars([source], cwd=tmp_path)
     assert message in str(info.value)
+
+
+def test_nesting_up_to_the_limit_is_kept() -> None:
+    value: object = []
+    for _ in range(99):
+        value = [value]
+    assert parse_extra_vars([f'{{"a": {json.dumps(value)}}}'])["a"] == value
 
 
 def test_long_inline_source_is_shortened() -> None:
