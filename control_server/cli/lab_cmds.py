@@ -26,15 +26,18 @@ def lab() -> None:
               help="Where keys, known_hosts and the inventory go.")
 @click.option("--libvirt", is_flag=True, help="Hosts with libvirtd + QEMU that boot real VMs.")
 def up_cmd(count: int, name: str, folder: Path | None, libvirt: bool) -> None:
-    """Start the lab and write its inventory.
+    """Start the lab and write its inventory; each phase (images, containers, sshd) is
+    reported on stderr with the seconds since the start.
 
     \b
     Example:
       hostplane lab up -n 2 --libvirt
     """
     from control_server import lab as labmod
+    from control_server.lab_images import stderr_progress
 
-    result = labmod.lab_up(count, name=name, folder=folder, libvirt=libvirt)
+    result = labmod.lab_up(count, name=name, folder=folder, libvirt=libvirt,
+                           progress=stderr_progress())
     for host in result.hosts:
         click.echo(f"{host.name}  {host.address}")
     click.echo(f"inventory: {result.inventory}")

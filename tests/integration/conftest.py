@@ -1,4 +1,5 @@
-"""A lab of three real SSH hosts (Docker containers) for the fan-out integration tests."""
+"""Labs of real SSH hosts (Docker containers): three plain hosts for the fan-out tests, and
+two libvirt hosts (libvirtd + QEMU) shared by the libvirt tests and the README walkthrough."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = lab_up(3, name=LAB, folder=folder)
     yield lab
     lab_down(LAB, folder)
+
+
+@pytest.fixture(scope="session")
+def libvirt_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Two hypervisor hosts, up once per run under a name of its own (hermetic)."""
+    if shutil.which("ssh") is None or not _can_have_docker():
+        pytest.skip("needs an ssh client and a Docker engine (or root to start one)")
+    name = f"hostplane-lv-{uuid.uuid4().hex[:6]}"
+    folder = tmp_path_factory.mktemp("lvlab")
+    lab = lab_up(2, name=name, folder=folder, libvirt=True)
+    yield lab
+    lab_down(name, folder)
 
 
 class Tools:

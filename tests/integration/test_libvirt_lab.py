@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +24,11 @@ import pytest
 from control_server import api
 from control_server.events import ExecutorEvent, RunEvent
 from control_server.inventory import Inventory
-from control_server.lab import Lab, lab_down, lab_up
+from control_server.lab import Lab
 from control_server.runner import RunOptions
 
 pytestmark = [pytest.mark.lab, pytest.mark.libvirt]
 
-LAB = "hostplane-lv"
 POOL = "hostplane"
 NETWORK = "hpnet"
 GUEST_DIR = "/var/lib/hostplane/guest"
@@ -40,18 +36,12 @@ BOOT_TIMEOUT = 600
 MARKER = "HOSTPLANE-GUEST-READY"
 
 
-def _can_have_docker() -> bool:
-    return os.geteuid() == 0 or Path("/var/run/docker.sock").exists()
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if shutil.which("ssh") is None or not _can_have_docker():
-        pytest.skip("needs an ssh client and a Docker engine (or root to start one)")
-    folder = tmp_path_factory.mktemp("lvlab")
-    lab = lab_up(2, name=LAB, folder=folder, libvirt=True)
-    yield lab
-    lab_down(LAB, folder)
+def lab(libvirt_lab: Lab) -> Lab:
+    """The session's 2-host libvirt lab (tests/integration/conftest.py), shared with the
+    README walkthrough: instance names here are unique, the walkthrough's vm1 and net1 are
+    its own."""
+    return libvirt_lab
 
 
 def ssh(lab: Lab, host: str, command: str, timeout: float = 60) -> str:

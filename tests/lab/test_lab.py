@@ -7,10 +7,12 @@ checking against the lab's own known_hosts, the way a user (or Ansible) would us
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +21,10 @@ import pytest
 
 from control_server.errors import LabError
 from control_server.lab import (
+    BASE_IMAGE,
+    HOST_IMAGE,
     Lab,
+    Progress,
     lab_down,
     lab_status,
     lab_up,
@@ -31,7 +36,7 @@ from control_server.lab import (
 
 pytestmark = pytest.mark.lab
 
-LAB = "hostplane-labtest"
+LAB = f"hostplane-labtest-{uuid.uuid4().hex[:6]}"  # hermetic: one lab per run
 
 
 def _ssh(lab: Lab, host: str, *command: str, timeout: float = 60,
@@ -69,6 +74,7 @@ def test_lab_files(lab: Lab) -> None:
     assert stat.S_IMODE(lab.folder.stat().st_mode) == 0o700
     inventory = lab.inventory.read_text()
     assert "[lab]" in inventory
+    assert "ansible_become" not in inventory  # only the libvirt lab's VM work is root's
     for h in lab.hosts:
         assert (f"{h.name} ansible_host={h.address} ansible_user=hostplane "
                 f"ansible_ssh_private_key_file={lab.key}") in inventory
@@ -104,9 +110,17 @@ def test_status_and_up_again_reuse_the_lab(lab: Lab) -> None:
     status = lab_status(LAB, lab.folder)
     assert status is not None and status.hosts == lab.hosts
     started = time.monotonic()
-    again = lab_up(3, name=LAB, folder=lab.folder)
+    lines: list[str] = []
+    again = lab_up(3, name=LAB, folder=lab.folder, progress=Progress(lines.append))
     assert again.hosts == lab.hosts
     assert time.monotonic() - started < 30  # ~0.3s on an idle machine
+    # One line per phase, each with the seconds since the start.
+    phases = [f"base image {BASE_IMAGE}: present", f"host image {HOST_IMAGE}: up to date",
+              "containers starting: 3 on ", "sshd ready on 3 hosts"]
+    assert len(lines) == len(phases), lines
+    for line, phase in zip(lines, phases, strict=True):
+        assert line.split("] ", 1)[1].startswith(phase), lines
+    assert all(re.match(r"lab up \[ *\d+\.\ds\] ", line) for line in lines), lines
     assert lab.known_hosts.read_text().count("ssh-ed25519") == 3
 
 
