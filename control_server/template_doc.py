@@ -22,6 +22,7 @@ the document's structure, and is never rendered again.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -197,7 +198,9 @@ def _lock(raw: Any, template: str, host: str) -> dict[str, Any] | None:
         return {"name": raw, "timeout": DEFAULT_LOCK_TIMEOUT}
     if isinstance(raw, dict) and isinstance(raw.get("name"), str) and set(raw) <= {"name", "timeout"}:
         timeout = raw.get("timeout", DEFAULT_LOCK_TIMEOUT)
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
+        # math.isfinite: a NaN timeout compares false with everything (it would wait forever).
+        if (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                and math.isfinite(timeout) and timeout >= 0):
             return {"name": raw["name"], "timeout": timeout}
     raise TemplateError(
         "lock must be a name, or {name: ..., timeout: seconds}", template, None, host
@@ -224,11 +227,11 @@ def load_document(text: str, ph: Placeholders, template: str, host: str) -> dict
         if key not in BODY_KEYS:
             known = ", ".join(BODY_KEYS)
             raise TemplateError(f"unknown key {key!r} (known: {known})", template, None, host)
-    steps = doc.get("steps")
-    if steps is None:
-        steps = []
+    steps = doc.get("steps", [])
     if not isinstance(steps, list):
-        raise TemplateError("steps must be a list", template, None, host)
+        # 'steps:' with nothing under it is null: say so rather than run nothing.
+        hint = " (write 'steps: []' for none)" if steps is None else ""
+        raise TemplateError(f"steps must be a list{hint}", template, None, host)
     on_failure = doc.get("on_failure") or "stop"
     if on_failure not in ("stop", "rollback"):
         raise TemplateError(

@@ -239,6 +239,45 @@ def _type_names(types: Tuple[str, ...]) -> str:
     return " or ".join(types)
 
 
+def _finite(value: Any) -> bool:
+    """A JSON number that is not NaN or infinite (Python's json reads NaN and Infinity)."""
+    return _type_ok(value, NUM) and value - value == 0
+
+
+#: Arguments that are data, not OS strings: a NUL in them is a byte like any other.
+_NUL_ALLOWED = ("content", "stdin", "pattern")
+
+
+def _check_text(value: Any, field: str, nul_ok: bool, index: Optional[int], name: Optional[str]) -> None:
+    """No lone surrogate (not UTF-8) anywhere, no NUL in what becomes an OS string
+    (argv, env, paths): either would fail deep inside the step as a traceback."""
+    if isinstance(value, str):
+        if not nul_ok and "\x00" in value:
+            raise ProtocolError("contains a NUL character", field, index, name)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("contains a lone surrogate (not valid UTF-8)", field, index, name) from None
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, "%s[%d]" % (field, i), nul_ok, index, name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = "%s.%s" % (field, key)
+            _check_text(key, where, nul_ok, index, name)
+            _check_text(item, where, nul_ok, index, name)
+
+
+def _check_env(env: Any, field: str, index: Optional[int], name: Optional[str]) -> None:
+    for key, value in env.items():
+        if not key or "=" in key:
+            raise ProtocolError("not a valid environment variable name", "%s.%s" % (field, key), index, name)
+        if not isinstance(value, str):
+            raise ProtocolError(
+                "expected a string, got %s" % type(value).__name__, "%s.%s" % (field, key), index, name
+            )
+
+
 def validate_args(
     action: str, args: Any, index: Optional[int] = None, name: Optional[str] = None, prefix: str = "args"
 ) -> None:
@@ -285,6 +324,10 @@ def validate_args(
                 index,
                 name,
             )
+    for key, value in args.items():
+        _check_text(value, "%s.%s" % (prefix, key), key in _NUL_ALLOWED, index, name)
+    if args.get("env") is not None:
+        _check_env(args["env"], prefix + ".env", index, name)
     if action == "command":
         argv = args["argv"]
         if not argv or not all(isinstance(a, str) for a in argv):
@@ -314,7 +357,7 @@ def validate_step(step: Any, index: int) -> None:
         raise ProtocolError("every step needs an action", "action", index, name)
     validate_args(action, step.get("args", {}), index, name)
     timeout = step.get("timeout")
-    if timeout is not None and (not _type_ok(timeout, NUM) or timeout <= 0):
+    if timeout is not None and (not _finite(timeout) or timeout <= 0):
         raise ProtocolError("expected a positive number of seconds", "timeout", index, name)
     if "ignore_errors" in step and not isinstance(step["ignore_errors"], bool):
         raise ProtocolError("expected bool", "ignore_errors", index, name)
@@ -326,6 +369,9 @@ def validate_step(step: Any, index: int) -> None:
             if key not in ("action", "args", "timeout"):
                 raise ProtocolError("unknown undo key %r" % key, "undo." + key, index, name)
         validate_args(undo["action"], undo.get("args", {}), index, name, "undo.args")
+        undo_timeout = undo.get("timeout")
+        if undo_timeout is not None and (not _finite(undo_timeout) or undo_timeout <= 0):
+            raise ProtocolError("expected a positive number of seconds", "undo.timeout", index, name)
 
 
 def validate_request(doc: Any) -> Dict[str, Any]:
@@ -337,7 +383,7 @@ def validate_request(doc: Any) -> Dict[str, Any]:
     if not isinstance(doc, dict):
         raise ProtocolError("the request must be a JSON object")
     version = doc.get("protocol")
-    if version != PROTOCOL_VERSION:
+    if isinstance(version, bool) or version != PROTOCOL_VERSION:  # True == 1 in Python
         raise ProtocolError(
             "protocol version mismatch: request speaks %r, this executor speaks %d"
             % (version, PROTOCOL_VERSION),
@@ -356,6 +402,7 @@ def validate_request(doc: Any) -> Dict[str, Any]:
         not isinstance(lock, dict) or not isinstance(lock.get("name"), str) or not lock["name"]
     ):
         raise ProtocolError("expected {name, timeout}", "lock")
+    _check_times(doc)
     steps = doc.get("steps")
     if not isinstance(steps, list):
         raise ProtocolError("a list of steps is required", "steps")
@@ -369,6 +416,17 @@ def validate_request(doc: Any) -> Dict[str, Any]:
     out["on_failure"] = on_failure
     out.setdefault("output_limit", DEFAULT_OUTPUT_LIMIT)
     return out
+
+
+def _check_times(doc: Dict[str, Any]) -> None:
+    # NaN compares false with everything: a NaN lock timeout would wait forever.
+    deadline = doc.get("deadline")
+    if deadline is not None and not _finite(deadline):
+        raise ProtocolError("expected a unix time (a finite number) or null", "deadline")
+    lock = doc.get("lock")
+    timeout = lock.get("timeout") if isinstance(lock, dict) else None
+    if timeout is not None and (not _finite(timeout) or timeout < 0):
+        raise ProtocolError("expected a non-negative, finite number of seconds", "lock.timeout")
 
 
 def make_request(

@@ -44,6 +44,18 @@ def check_args(args: Dict[str, Any]) -> None:
     if args.get("content_b64") is not None:
         _decode_b64(args["content_b64"])
     fsutil.parse_mode(args.get("mode"))
+    for key in ("owner", "group"):
+        _check_id(args.get(key), key)
+
+
+def _check_id(value: Any, field: str) -> None:
+    # chown takes 32-bit ids and reads 2**32-1 as "leave alone"; '²'.isdigit() is true.
+    if isinstance(value, str) and value.isdigit():
+        if not value.isascii():
+            raise protocol.ProtocolError("expected a name or a decimal id", field)
+        value = int(value)
+    if isinstance(value, int) and not 0 <= value < 2**32 - 1:
+        raise protocol.ProtocolError("id out of range: %d" % value, field)
 
 
 def _decode_b64(text: str) -> bytes:

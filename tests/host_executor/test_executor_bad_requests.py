@@ -57,6 +57,58 @@ BAD_INPUTS = {
 }
 
 
+# Each would pass a naive check and fail inside the step (a traceback) or wait forever.
+# (request field, step index, offending value as JSON text)
+FIELD_ERRORS = {
+    "protocol true": ("protocol", None, '"protocol": true'),
+    "steps null": ("steps", None, '"steps": null'),
+    "nan step timeout": ("timeout", 0, '"timeout": NaN'),
+    "inf step timeout": ("timeout", 0, '"timeout": Infinity'),
+    "nan undo timeout": ("undo.timeout", 0, '"undo": {"action": "command", "args": {"argv": ["true"]}, "timeout": NaN}'),
+    "nan deadline": ("deadline", None, '"deadline": NaN'),
+    "inf deadline": ("deadline", None, '"deadline": -Infinity'),
+    "nan lock timeout": ("lock.timeout", None, '"lock": {"name": "l", "timeout": NaN}'),
+    "nul in argv": ("args.argv[1]", 0, '"args": {"argv": ["echo", "a\\u0000b"]}'),
+    "surrogate in argv": ("args.argv[1]", 0, '"args": {"argv": ["echo", "a\\ud800b"]}'),
+    "nul in env value": ("args.env.A", 0, '"args": {"argv": ["env"], "env": {"A": "a\\u0000"}}'),
+    "nul in env name": ("args.env.A\x00", 0, '"args": {"argv": ["env"], "env": {"A\\u0000": "a"}}'),
+    "list in env": ("args.env.A", 0, '"args": {"argv": ["env"], "env": {"A": [1, 2]}}'),
+    "surrogate in cwd": ("args.cwd", 0, '"args": {"argv": ["pwd"], "cwd": "/\\udc80"}'),
+    "nul in file path": ("args.path", 0, '"action": "file", "args": {"path": "/tmp/a\\u0000b"}'),
+    "owner id too large": ("args.owner", 0, '"action": "file", "args": {"path": "/tmp/x", "owner": 1180591620717411303424}'),
+    "negative group id": ("args.group", 0, '"action": "file", "args": {"path": "/tmp/x", "group": -7}'),
+    "owner not ascii digits": ("args.owner", 0, '"action": "file", "args": {"path": "/tmp/x", "owner": "\\u00b2"}'),
+    "surrogate in content": ("args.content", 0, '"action": "file", "args": {"path": "/tmp/x", "content": "\\udfff"}'),
+}
+
+
+def _with(text: str, step_level: bool) -> bytes:
+    """GOOD with ``text`` (JSON that ``json.dumps`` would not write, like NaN) spliced in."""
+    keys = {text.split('"')[1]}  # the first key; "action" brings its own "args"
+    if not step_level:
+        head = json.dumps({k: v for k, v in GOOD.items() if k not in keys})
+        return (head[:-1] + ", " + text + "}").encode()
+    one = {"name": "s", "action": "command", "args": {"argv": ["true"]}}
+    if "action" in keys:
+        keys.add("args")
+    head = json.dumps({k: v for k, v in one.items() if k not in keys})
+    body = json.dumps({k: v for k, v in GOOD.items() if k != "steps"})
+    return (body[:-1] + ', "steps": [' + head[:-1] + ", " + text + "}]}").encode()
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_ERRORS))
+def test_field_errors_name_the_field_and_step(executor: Executor, name: str) -> None:
+    field, index, text = FIELD_ERRORS[name]
+    out = executor.run(_with(text, index is not None))
+    assert out.rc == protocol.EXIT_BAD_REQUEST, out
+    assert "Traceback" not in out.stderr and b"Traceback" not in out.stdout
+    error = out.one("error")
+    assert error["field"] == field, error
+    assert error.get("step_index") == index, error
+    if index is not None:
+        assert error["step_name"] == "s" and "step 1 ('s')" in error["message"]
+
+
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_bad_request_is_an_error_event(executor: Executor, name: str) -> None:
     out = executor.run(BAD_INPUTS[name])

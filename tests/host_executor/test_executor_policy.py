@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,19 @@ def test_lock_names_are_sanitized(executor: Executor) -> None:
     assert not locks[0].name.startswith(".")
 
 
-def test_action_exception_is_the_steps_failure(executor: Executor) -> None:
-    # An argv element that is not valid for exec (NUL byte) raises inside the action.
-    out = executor.run(request([step("nul", "command", argv=["echo", "a\u0000b"]),
-                                step("after", "command", argv=["true"])]))
+def test_action_exception_is_the_steps_failure(executor: Executor, tmp_path: Path) -> None:
+    # Validation refuses every bad input it knows of (a NUL in argv did this once), so a
+    # sitecustomize makes spawning raise what no action expects.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import subprocess\n"
+        "def _boom(*a, **k):\n"
+        "    raise ValueError('unforeseen')\n"
+        "subprocess.Popen = _boom\n"
+    )
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    out = executor.run(request([step("nul", "command", argv=["echo", "ab"]),
+                                step("after", "command", argv=["true"])]),
+                       env={"PYTHONPATH": path})
     end = out.ends[0]
     assert end["status"] == "failed" and "ValueError" in end["msg"]
     assert out.rc == 1 and "Traceback" not in out.stderr

@@ -192,12 +192,21 @@ def test_unknown_action_names_step_and_suggests(make_lib: WriteTemplate) -> None
         ("facts: {}\n    when: maybe", "step 1 ('s'): when: expected true or false"),
         ("facts: {}\n    undo: {comand: {}}", "step 1 ('s'): undo: unknown action 'comand'"),
         ("facts: {}\n    undo: {file: {state: absent}}", "step 1 ('s'): undo.args.path: required"),
+        ("facts: {}\n    timeout: .nan", "step 1 ('s'): timeout: expected a positive number"),
+        ("facts: {}\n    timeout: .inf", "step 1 ('s'): timeout: expected a positive number"),
+        ("command: {argv: [ls], env: {A: [1, 2]}}", "step 1 ('s'): args.env.A: expected a string, got list"),
+        ("command: {argv: [ls], env: {A: {b: 1}}}", "step 1 ('s'): args.env.A: expected a string"),
+        ("command: {argv: ['a{{ nul }}b']}", "step 1 ('s'): args.argv[0]: contains a NUL character"),
+        ("command: {argv: [ls], cwd: '/{{ nul }}'}", "step 1 ('s'): args.cwd: contains a NUL"),
+        ("command: {argv: [ls], env: {A: '{{ sur }}'}}", "step 1 ('s'): args.env.A: contains a lone surrogate"),
+        ("file: {path: '/tmp/{{ nul }}'}", "step 1 ('s'): args.path: contains a NUL character"),
     ],
 )
 def test_bad_step_names_step_and_field(make_lib: WriteTemplate, step: str, message: str) -> None:
     lib = _one(make_lib, f"steps:\n  - name: s\n    {step}\n")
     with pytest.raises(StepError) as info:
-        lib.render("t", {"name": "a"}, HOST)
+        # As -e '{"nul": "\u0000", ...}' would give them.
+        lib.render("t", {"name": "a", "nul": "\x00", "sur": "\ud800"}, HOST)
     assert message in str(info.value)
     assert str(info.value).startswith("host hv1: template t: ")
 
@@ -212,6 +221,9 @@ def test_step_without_name(make_lib: WriteTemplate) -> None:
     [
         ("- just a list", "must be a mapping with steps"),
         ("steps: {a: 1}", "steps must be a list"),
+        ("steps:", "steps must be a list \\(write 'steps: \\[\\]' for none\\)"),
+        ("steps: []\nlock: {name: l, timeout: .nan}", "lock must be a name"),
+        ("steps: []\nlock: {name: l, timeout: .inf}", "lock must be a name"),
         ("steps: []\non_failure: retry", "on_failure must be stop or rollback"),
         ("steps: []\nlock: [a]", "lock must be a name"),
         ("steps: []\nvars: {}", "unknown key 'vars'"),
