@@ -12,9 +12,27 @@ from typing import Any
 import click
 
 from control_server.cli.common import inventory_option, limit_option, load_inventory, warn
+from control_server.cli.run_cmds import host_key_option, known_hosts_option
+from control_server.errors import HostplaneError
 from control_server.host_events import InstanceView, watch_hosts
+from control_server.inventory import connection_target
 from control_server.transport import TransportSettings
-from control_server.transport.base import HOST_KEY_POLICIES
+from control_server.transport.ssh_options import (
+    CLI_OFF_WARNING,
+    HostKeyPlan,
+    host_key_plan,
+    host_ssh_options,
+    off_warnings,
+)
+
+
+def _host_keys(host: Any, settings: TransportSettings) -> HostKeyPlan | None:
+    try:
+        target = connection_target(host)
+    except HostplaneError:
+        return None  # the watch reports the bad value itself
+    return host_key_plan(target.address, target.port, target.user,
+                         host_ssh_options(host.vars), settings)
 
 
 def _line(host: str, event: dict[str, Any]) -> str | None:
@@ -75,13 +93,13 @@ async def _collect(hosts: list[Any], settings: TransportSettings, follow: bool, 
 @limit_option
 @click.option("-f", "--follow", is_flag=True, help="Keep watching and print every event.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines.")
-@click.option("--host-key-checking", type=click.Choice(HOST_KEY_POLICIES), default="strict")
-@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path))
+@host_key_option
+@known_hosts_option
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Without --follow: how long to wait for every host's domain list.")
 @click.argument("pattern", default="all")
 def events_cmd(inventories: tuple[str, ...], limit: str | None, follow: bool, as_json: bool,
-               host_key_checking: str, known_hosts: Path | None, timeout: float,
+               host_key_checking: str | None, known_hosts: Path | None, timeout: float,
                pattern: str) -> None:
     """Show the hosts' domains, or follow their lifecycle events live.
 
@@ -97,6 +115,8 @@ def events_cmd(inventories: tuple[str, ...], limit: str | None, follow: bool, as
     hosts = inv.hosts(pattern, limit)
     warn(inv.warnings)
     settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts)
+    warn([CLI_OFF_WARNING] if host_key_checking == "off" else [])
+    warn(off_warnings((h.name, _host_keys(h, settings)) for h in hosts))
     try:
         view = asyncio.run(_collect(hosts, settings, follow, as_json, timeout))
     except KeyboardInterrupt:

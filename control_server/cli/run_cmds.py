@@ -28,8 +28,20 @@ from control_server.jsonl import JsonLinesSink
 from control_server.runner import RunOptions, RunResult
 from control_server.transport import TRANSPORTS, TransportSettings
 from control_server.transport.base import HOST_KEY_POLICIES
+from control_server.transport.ssh_options import CLI_OFF_WARNING, off_warnings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# No default: a value given here wins over the inventory's ssh args and ssh_config, and
+# only a value given does (strict when nobody says otherwise).
+host_key_option = click.option(
+    "--host-key-checking", type=click.Choice(HOST_KEY_POLICIES), default=None,
+    help="strict (the default), accept-new (add unknown hosts; a changed key is always "
+    "refused) or off. Wins over the inventory's ssh args and ssh_config.")
+known_hosts_option = click.option(
+    "--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
+    help="known_hosts file, instead of ssh_config's UserKnownHostsFile "
+    "(default ~/.ssh/known_hosts).")
 
 
 def run_options(func: F) -> F:
@@ -50,10 +62,8 @@ def run_options(func: F) -> F:
                      help="Write failed and unreachable hosts here (for --limit @FILE)."),
         click.option("-c", "--transport", type=click.Choice(TRANSPORTS),
                      help="Override ansible_connection for every host."),
-        click.option("--host-key-checking", type=click.Choice(HOST_KEY_POLICIES),
-                     default="strict", show_default=True),
-        click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
-                     help="known_hosts file (default ~/.ssh/known_hosts)."),
+        host_key_option,
+        known_hosts_option,
         click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
                      help="ssh config file (default ~/.ssh/config)."),
         click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True),
@@ -71,12 +81,7 @@ def run_options(func: F) -> F:
 
 def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.RunConfig:
     if kw["host_key_checking"] == "off":
-        click.secho(
-            "[WARNING]: --host-key-checking off: host keys are NOT verified; anyone on the "
-            "path can impersonate a host",
-            fg="yellow",
-            err=True,
-        )
+        warn([CLI_OFF_WARNING])
     return api.RunConfig(
         options=RunOptions(
             forks=kw["forks"],
@@ -124,6 +129,7 @@ def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
         warn(["No hosts matched, nothing to do"])  # as Ansible: exit 0, no job
         sys.exit(0)
     plans = api.plan_hosts(hosts, task, evars, config)
+    warn(off_warnings((p.host, getattr(p.transport, "host_keys", None)) for p in plans))
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
     job = jobs_cmds.recorder(kw, pattern, task, evars, config, plans)  # the run as a job
     sinks += [job] if job is not None else []
@@ -183,11 +189,12 @@ def results() -> None:
 
 @results.command("fetch")
 @inventory_option
-@click.option("--host-key-checking", type=click.Choice(HOST_KEY_POLICIES), default="strict")
-@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path))
+@host_key_option
+@known_hosts_option
 @click.argument("host")
 @click.argument("request_id")
-def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str, known_hosts: Path | None,
+def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str | None,
+              known_hosts: Path | None,
               host: str, request_id: str) -> None:
     """Print the journaled events of REQUEST_ID on HOST (JSON Lines).
 
@@ -196,6 +203,8 @@ def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str, known_hosts:
       hostplane results fetch -i hosts.ini kvm01 0c9d4e...
     """
     inv = load_inventory(inventories)
+    if host_key_checking == "off":
+        warn([CLI_OFF_WARNING])
     settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts)
     events = asyncio.run(api.fetch_journal(inv.host(host), request_id, settings))
     for event in events:

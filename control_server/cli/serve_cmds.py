@@ -13,12 +13,13 @@ from typing import Any
 import click
 
 from control_server import api
-from control_server.cli.common import inventory_option, templates_option
+from control_server.cli.common import inventory_option, templates_option, warn
 from control_server.cli.jobs_cmds import db_option
+from control_server.cli.run_cmds import host_key_option, known_hosts_option
 from control_server.errors import InputError
 from control_server.runner import RunOptions
 from control_server.transport import TransportSettings
-from control_server.transport.base import HOST_KEY_POLICIES
+from control_server.transport.ssh_options import CLI_OFF_WARNING
 
 
 @click.command("serve")
@@ -39,10 +40,8 @@ from control_server.transport.base import HOST_KEY_POLICIES
 @click.option("--drain", type=float, default=10.0, show_default=True, metavar="S",
               help="On SIGTERM/SIGINT, let running jobs end for S seconds; the rest are "
                    "left interrupted (hostplane jobs resume).")
-@click.option("--host-key-checking", type=click.Choice(HOST_KEY_POLICIES), default="strict",
-              show_default=True)
-@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
-              help="known_hosts file (default ~/.ssh/known_hosts).")
+@host_key_option
+@known_hosts_option
 @click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="ssh config file (default ~/.ssh/config).")
 @click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True)
@@ -70,6 +69,8 @@ def serve_cmd(inventories: tuple[str, ...], db_url: str | None, listen: str,
     if not inventories:
         inventories = _default_sources()
     host, port = parse_listen(listen)
+    if kw["host_key_checking"] == "off":
+        warn([CLI_OFF_WARNING])
     run = api.RunConfig(
         options=RunOptions(forks=kw["forks"], timeout=kw["timeout"]),
         transport=TransportSettings(

@@ -24,8 +24,10 @@ HOST_KEY_POLICIES = ("strict", "accept-new", "off")
 class TransportSettings:
     """Connection options shared by every host of a run (CLI flags and their defaults)."""
 
-    host_key_checking: str = "strict"
-    known_hosts: Path | None = None  # None: ~/.ssh/known_hosts (and ssh_config's)
+    # None: not given on the command line, so the inventory's ssh args, then ssh_config,
+    # decide (default strict); a value given wins over both.
+    host_key_checking: str | None = None
+    known_hosts: Path | None = None  # given: replaces UserKnownHostsFile; None: ssh's files
     ssh_config: Path | None = None  # None: ~/.ssh/config
     connect_timeout: float = 10.0
     keepalive_interval: float = 15.0

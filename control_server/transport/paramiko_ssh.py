@@ -1,8 +1,8 @@
 """The ``paramiko`` transport (optional extra), for sites that standardise on paramiko.
 
 Same interface and guarantees as the asyncssh transport: one connection per host, host keys
-verified against known_hosts by default, ``~/.ssh/config`` honoured (HostName, Port, User,
-IdentityFile; ProxyJump is not supported by paramiko). paramiko blocks, so its calls run in
+verified against known_hosts by default (looked up as OpenSSH does, ``known_hosts.py``), ``~/.ssh/config`` honoured (HostName, Port, User,
+IdentityFile; ProxyJump is refused: paramiko has no jump hosts). paramiko blocks, so its calls run in
 worker threads and stdout lines are handed back to the event loop as they arrive. This is
 the only module that imports paramiko.
 """
@@ -10,7 +10,6 @@ the only module that imports paramiko.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ import paramiko
 
 from control_server.errors import AuthError, ConnectError, HostKeyError, TransportError
 from control_server.inventory import ConnectionTarget
+from control_server.transport import known_hosts as kh
 from control_server.transport.base import (
     ChannelResult,
     LineHandler,
@@ -28,28 +28,41 @@ from control_server.transport.base import (
     TransportSettings,
 )
 from control_server.transport.limiter import HandshakeLimiter, Retryable
-from control_server.transport.ssh_options import HostSSHOptions, host_key_policy
+from control_server.transport.ssh_options import HostKeyPlan, HostSSHOptions, host_key_plan
 
 _CHUNK = 1 << 16
 
 
-@functools.lru_cache(maxsize=64)
-def _host_keys(path: str, mtime_ns: int) -> paramiko.HostKeys:
-    """Parsed once per file version: paramiko's own loading is quadratic in the file's size,
-    and ran for every connection of a run."""
-    return paramiko.HostKeys(path)
+class _CheckHostKey(paramiko.MissingHostKeyPolicy):
+    """Every host key check of this transport: paramiko is given no known keys of its own,
+    so it asks here for every connection, and the OpenSSH-exact lookup decides. A changed
+    key is refused under strict and accept-new; accept-new learns a host with no entry."""
 
-
-class _LearnNewKey(paramiko.MissingHostKeyPolicy):
-    """accept-new: record an unknown host's key; a changed key is still refused."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, plan: HostKeyPlan, hostname: str, port: int, host: str) -> None:
+        self.plan, self.host = plan, host
+        self.name = plan.name(hostname, port)
+        self.learned: str | None = None
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self.path.open("a", encoding="ascii") as fh:
-            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        if self.plan.policy == "off":
+            return
+        offered = f"{key.get_name()} {key.get_base64()}"
+        found = kh.lookup(self.plan.files, self.name)
+        revoked = found.revoked_entry(offered)
+        if revoked is not None:
+            raise HostKeyError(kh.revoked_message(found, revoked), self.host)
+        if any(e.key == key.get_base64() for e in found.keys):
+            return
+        if found.known:
+            raise HostKeyError(kh.mismatch_message(found, offered), self.host)
+        if self.plan.policy != "accept-new":
+            raise HostKeyError(kh.unknown_message(found), self.host)
+        self.learned = offered
+
+    def learn(self) -> None:
+        if self.learned is not None and self.plan.learn_file:
+            kh.append(self.plan.learn_file, self.name, self.learned)
+            self.learned = None
 
 
 class ParamikoTransport(Transport):
@@ -66,9 +79,9 @@ class ParamikoTransport(Transport):
         self._limiter = limiter
         self._opts = host_options or HostSSHOptions()
         self._client: paramiko.SSHClient | None = None
-        self.policy, known = host_key_policy(
-            self._opts, settings.host_key_checking, settings.known_hosts)
-        self.known_hosts = known or Path("~/.ssh/known_hosts").expanduser()
+        self.host_keys = host_key_plan(target.address, target.port, target.user,
+                                       self._opts, settings)
+        self.policy = self.host_keys.policy
 
     def _ssh_config(self) -> dict[str, Any]:
         path = (self._opts.ssh_config or self.settings.ssh_config or Path("~/.ssh/config"))
@@ -80,28 +93,31 @@ class ParamikoTransport(Transport):
     def _connect_blocking(self) -> paramiko.SSHClient:
         cfg = self._ssh_config()
         t = self.target
+        if self.host_keys.proxy_jump:
+            raise ConnectError(f"ProxyJump {self.host_keys.proxy_jump} is not supported by "
+                               "the paramiko transport (use -c ssh)", t.host)
+        hostname = cfg.get("hostname", t.address)
+        port = t.port or int(cfg.get("port", 22))
+        check = _CheckHostKey(self.host_keys, hostname, port, t.host)
         client = paramiko.SSHClient()
-        if self.known_hosts.is_file():
-            path = str(self.known_hosts)
-            client.get_host_keys().update(_host_keys(path, os.stat(path).st_mtime_ns))
-        if self.policy == "off":
-            client.set_missing_host_key_policy(paramiko.WarningPolicy())
-        elif self.policy == "accept-new":
-            client.set_missing_host_key_policy(_LearnNewKey(self.known_hosts))
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.set_missing_host_key_policy(check)
         key_files = [os.path.expanduser(t.key_file)] if t.key_file else [
             os.path.expanduser(k) for k in cfg.get("identityfile", [])
         ]
-        client.connect(
-            hostname=cfg.get("hostname", t.address),
-            port=t.port or int(cfg.get("port", 22)),
-            username=t.user or cfg.get("user") or None,
-            key_filename=key_files or None,  # type: ignore[arg-type]  # str | list[str] works
-            timeout=self.settings.connect_timeout,
-            banner_timeout=self.settings.connect_timeout,
-            auth_timeout=self.settings.connect_timeout,
-        )
+        try:
+            client.connect(
+                hostname=hostname,
+                port=port,
+                username=t.user or cfg.get("user") or None,
+                key_filename=key_files or None,  # type: ignore[arg-type]  # str | list[str]
+                timeout=self.settings.connect_timeout,
+                banner_timeout=self.settings.connect_timeout,
+                auth_timeout=self.settings.connect_timeout,
+            )
+        except BaseException:
+            client.close()
+            raise
+        check.learn()
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(int(self.settings.keepalive_interval))
@@ -111,12 +127,6 @@ class ParamikoTransport(Transport):
         host = self.target.host
         try:
             return await asyncio.to_thread(self._connect_blocking)
-        except paramiko.BadHostKeyException:
-            raise HostKeyError(
-                f"host key mismatch: the key offered by {self.target.address} does not match "
-                f"the one recorded in {self.known_hosts}",
-                host,
-            ) from None
         except paramiko.AuthenticationException as exc:
             raise AuthError(f"authentication failed: {exc}", host) from None
         except TimeoutError:
@@ -128,10 +138,6 @@ class ParamikoTransport(Transport):
                 f"connection refused ({self.target.address}:{self.target.port or 22})", host
             ) from None
         except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise HostKeyError(
-                    f"host key unknown: {self.target.address} is not in {self.known_hosts}", host
-                ) from None
             raise Retryable(str(exc)) from exc
         except (EOFError, ConnectionResetError) as exc:
             raise Retryable(f"connection dropped during handshake: {exc}") from exc

@@ -75,15 +75,21 @@ def _path_probe(path: str, pattern: Optional[str]) -> Probe:
     regex = re.compile(pattern) if pattern is not None else None
 
     def probe(_budget: float) -> Tuple[bool, Dict[str, Any]]:
-        if regex is None:
-            return os.path.exists(path), {}
+        # Only a missing file is worth waiting for: one we may not read (permissions, a
+        # directory) stays unreadable, so say why now instead of "timed out" much later.
         try:
+            if regex is None:
+                os.stat(path)
+                return True, {}
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 handle.seek(max(0, size - _READ_LIMIT))
                 text = handle.read().decode("utf-8", "replace")
-        except OSError:
+        except FileNotFoundError:
             return False, {}
+        except OSError as exc:
+            raise StepFailed("cannot read %s: %s" % (path, exc.strerror or exc),
+                             data={"path": path, "errno": exc.errno}) from None
         found = regex.search(text)
         return (True, {"match": found.group(0)[:1000]}) if found else (False, {})
 
