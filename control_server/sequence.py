@@ -6,8 +6,9 @@ wire form ``{name, action, args, timeout, undo: {action, args[, timeout]}, ignor
 defined by ``host_executor.protocol``. Every step is checked against the action schemas
 before anything is sent; a problem is a ``StepError`` naming the host, template and step.
 
-Secrets (params declared ``secret: true``) travel to the host as they are, but anything
-shown to a person goes through ``Sequence.redact`` first.
+Secrets (params declared ``secret: true``) travel to the host as they are, named in the
+request's ``redact`` list so that the executor masks them before it journals or sends an
+event; anything shown to a person goes through ``Sequence.redact`` first as well.
 """
 
 from __future__ import annotations
@@ -29,25 +30,34 @@ STEP_OPTIONS = ("name", "when", "timeout", "undo", "ignore_errors")
 ADHOC_TEMPLATE = "(exec)"
 
 
-def _secret_forms(value: Any) -> Iterable[str]:
+def _secret_texts(value: Any) -> Iterable[str]:
     if isinstance(value, Mapping):
         for item in value.values():
-            yield from _secret_forms(item)
+            yield from _secret_texts(item)
         return
     if isinstance(value, list | tuple):
         for item in value:
-            yield from _secret_forms(item)
+            yield from _secret_texts(item)
         return
     if value is None or isinstance(value, bool):
         return
     text = str(value)
-    if not text:
-        return
+    if text:
+        yield text
+
+
+def _secret_forms(value: Any) -> Iterable[str]:
+    for text in _secret_texts(value):
+        yield from _text_forms(text)
+
+
+def _text_forms(text: str) -> Iterable[str]:
     # The forms a template's filters commonly give a secret: as is, quoted for a shell,
-    # escaped inside JSON, base64.
+    # escaped inside JSON, quoted by repr() (error messages), base64.
     yield text
     yield shlex.quote(text)
     yield json.dumps(text)[1:-1]
+    yield repr(text)[1:-1]
     yield base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
@@ -57,6 +67,21 @@ def secret_strings(specs: Iterable[ParamSpec], values: Mapping[str, Any]) -> fro
     for spec in specs:
         if spec.secret:
             out.update(_secret_forms(values.get(spec.name)))
+    return frozenset(out)
+
+
+def forms_of(values: Iterable[str]) -> frozenset[str]:
+    """Every form of the given secret texts, as ``secret_strings`` gives them."""
+    return frozenset(form for text in values if text for form in _text_forms(text))
+
+
+def secret_values(specs: Iterable[ParamSpec], values: Mapping[str, Any]) -> frozenset[str]:
+    """The raw texts of the secret params' values: the request's ``redact`` list (the
+    executor derives the quoted and encoded forms itself)."""
+    out: set[str] = set()
+    for spec in specs:
+        if spec.secret:
+            out.update(_secret_texts(values.get(spec.name)))
     return frozenset(out)
 
 
@@ -75,12 +100,27 @@ def _redact(obj: Any, ordered: list[str]) -> Any:
                 obj = obj.replace(secret, MASK)
         return obj
     if isinstance(obj, Mapping):
-        return {_redact(k, ordered): _redact(v, ordered) for k, v in obj.items()}
+        return {_redact(k, ordered): _redact_b64(v, ordered) if str(k).endswith("_b64")
+                else _redact(v, ordered) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_redact(item, ordered) for item in obj]
     if isinstance(obj, int | float) and not isinstance(obj, bool) and str(obj) in ordered:
         return MASK
     return obj
+
+
+def _redact_b64(value: Any, ordered: list[str]) -> Any:
+    # Exact output bytes (``stdout_b64``): a secret inside them has no base64 text of its
+    # own, so mask the decoded bytes (an older executor's journal sends them unmasked).
+    if not isinstance(value, str):
+        return _redact(value, ordered)
+    try:
+        data = base64.b64decode(value, validate=True)
+    except ValueError:
+        return _redact(value, ordered)
+    for secret in ordered:
+        data = data.replace(secret.encode("utf-8", "surrogatepass"), MASK.encode())
+    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -95,6 +135,7 @@ class Sequence:
     on_failure: str
     steps: list[dict[str, Any]]
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    secret_values: frozenset[str] = field(default=frozenset(), repr=False)
 
     def redact(self, obj: Any) -> Any:
         """``obj`` (an event, a step, a message) with this sequence's secrets masked."""
@@ -257,6 +298,7 @@ def build_request(
         lock=copy.deepcopy(seq.lock),
         deadline=deadline,
         on_failure=seq.on_failure,
+        redact=sorted(seq.secret_values),
     )
     try:
         return protocol.validate_request(doc)

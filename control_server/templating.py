@@ -43,7 +43,13 @@ from control_server.errors import (
     UndefinedVariable,
 )
 from control_server.params import ParamSpec, resolve_params
-from control_server.sequence import Sequence, redact, secret_strings, steps_to_wire
+from control_server.sequence import (
+    Sequence,
+    redact,
+    secret_strings,
+    secret_values,
+    steps_to_wire,
+)
 from control_server.template_doc import Placeholders, load_document, parse_header
 from control_server.template_filters import FILTERS, FilterError
 
@@ -361,4 +367,5 @@ class TemplateLibrary:
             on_failure=doc["on_failure"],
             steps=steps,
             secrets=secrets,
+            secret_values=secret_values(info.params, params),
         )

@@ -14,6 +14,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
     from typing import Any, Dict, Optional
 
+    from host_executor.redact import Redactor
+
 
 class Emitter:
     def __init__(self, watch: ControllerWatch, stdout_fd: int = 1) -> None:
@@ -22,6 +24,17 @@ class Emitter:
         self.stdout_ok = True
         self.journal: Optional[Journal] = None
         self.journal_error: Optional[str] = None
+        self.redactor: Optional[Redactor] = None
+
+    def redact_secrets_of(self, doc: Any) -> None:
+        """Mask the secrets ``doc`` (the raw request) names in every later event."""
+        if isinstance(doc, dict) and doc.get("redact"):  # no import at all without secrets
+            from host_executor.redact import redactor_for
+
+            self.redactor = redactor_for(doc)
+
+    def redact_text(self, text: str) -> str:
+        return text if self.redactor is None else self.redactor.text(text)
 
     def open_journal(self, request_id: str) -> None:
         try:
@@ -30,6 +43,8 @@ class Emitter:
             self.journal_error = str(exc)
 
     def emit(self, event: Dict[str, Any]) -> None:
+        if self.redactor is not None:  # before both writes: no secret rests in the journal
+            event = self.redactor.event(event)
         line = protocol.encode_event(event)
         if self.stdout_ok:
             try:

@@ -63,7 +63,8 @@ def _run_sequence(req: Dict[str, Any], emitter: Emitter, watch: ControllerWatch)
     if req["lock"] is not None:
         from host_executor.lock import HostLock
 
-        lock = HostLock(req["lock"]["name"], req["lock"].get("timeout"))
+        # A lock file's name must not show a secret either (it rests under the cache dir).
+        lock = HostLock(emitter.redact_text(req["lock"]["name"]), req["lock"].get("timeout"))
         lock.acquire(watch.token)
     try:
         done = Sequence(req, emitter, watch).run()
@@ -77,6 +78,7 @@ def run_request(watch_stdin: bool = False) -> int:
     watch = ControllerWatch()
     emitter = Emitter(watch)
     doc, why = request.read_document()
+    emitter.redact_secrets_of(doc)
     request_id = request.request_id_of(doc)
     watch.install_signals()
     try:

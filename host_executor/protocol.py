@@ -7,7 +7,7 @@ Request: ONE JSON document on the executor's stdin::
     {"protocol": 1, "id": "<request id>", "check": false, "diff": false,
      "lock": {"name": "instance-vm1", "timeout": 60} | null,
      "deadline": <unix time> | null, "on_failure": "stop" | "rollback",
-     "output_limit": 1048576,
+     "output_limit": 1048576, "redact": ["<secret>", ...] (optional),
      "steps": [{"name": "...", "action": "command", "args": {...},
                 "timeout": 30 | null, "undo": {"action": "...", "args": {...}} | null,
                 "ignore_errors": false}]}
@@ -222,6 +222,7 @@ REQUEST_KEYS = (
     "on_failure",
     "output_limit",
     "steps",
+    "redact",  # optional: secret values the executor masks in every event
 )
 
 
@@ -403,6 +404,9 @@ def validate_request(doc: Any) -> Dict[str, Any]:
     ):
         raise ProtocolError("expected {name, timeout}", "lock")
     _check_times(doc)
+    redact = doc.get("redact", [])
+    if not isinstance(redact, list) or not all(isinstance(v, str) for v in redact):
+        raise ProtocolError("expected a list of strings", "redact")
     steps = doc.get("steps")
     if not isinstance(steps, list):
         raise ProtocolError("a list of steps is required", "steps")
@@ -438,9 +442,10 @@ def make_request(
     deadline: Optional[float] = None,
     on_failure: str = "stop",
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    redact: Optional[List[str]] = None,
 ) -> Dict[str, Any]:
     """Build a request document (the control side's constructor)."""
-    return {
+    doc: Dict[str, Any] = {
         "protocol": PROTOCOL_VERSION,
         "id": request_id,
         "check": check,
@@ -451,6 +456,9 @@ def make_request(
         "output_limit": output_limit,
         "steps": steps,
     }
+    if redact:  # only when there are secrets: a request without them stays as it was
+        doc["redact"] = list(redact)
+    return doc
 
 
 # --- events -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from control_server.events import Sink
 from control_server.extra_vars import parse_extra_vars
 from control_server.jsonl import JsonLinesSink
 from control_server.runner import RunOptions, RunResult
+from control_server.sequence import forms_of, redact
 from control_server.transport import TRANSPORTS, TransportSettings
 from control_server.transport.base import HOST_KEY_POLICIES
 from control_server.transport.ssh_options import CLI_OFF_WARNING, off_warnings
@@ -191,24 +192,45 @@ def results() -> None:
 @inventory_option
 @host_key_option
 @known_hosts_option
+@click.option("--redact", "secrets", multiple=True, metavar="VALUE|@FILE",
+              help="Mask this secret value (or each line of FILE) in the output (repeatable).")
 @click.argument("host")
 @click.argument("request_id")
 def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str | None,
               known_hosts: Path | None,
-              host: str, request_id: str) -> None:
+              secrets: tuple[str, ...], host: str, request_id: str) -> None:
     """Print the journaled events of REQUEST_ID on HOST (JSON Lines).
+
+    The executor masks a run's secret params (as ********) before it journals anything. A
+    journal written by an older executor may still hold them, and this command does not
+    know a run's secret values (the job store never keeps them): give them with --redact.
 
     \b
     Example:
       hostplane results fetch -i hosts.ini kvm01 0c9d4e...
+      hostplane results fetch -i hosts.ini kvm01 0c9d4e... --redact @secrets.txt
     """
     inv = load_inventory(inventories)
     if host_key_checking == "off":
         warn([CLI_OFF_WARNING])
     settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts)
-    events = asyncio.run(api.fetch_journal(inv.host(host), request_id, settings))
+    hidden = forms_of(_redact_values(secrets))
+    events = redact(asyncio.run(api.fetch_journal(inv.host(host), request_id, settings)), hidden)
     for event in events:
         click.echo(json.dumps(event))
+
+
+def _redact_values(given: tuple[str, ...]) -> list[str]:
+    values: list[str] = []
+    for item in given:
+        if not item.startswith("@"):
+            values.append(item)
+            continue
+        try:
+            values += Path(item[1:]).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"{item}: {exc}", param_hint="--redact") from None
+    return [value for value in values if value]
 
 
 COMMANDS = [run_cmd, exec_cmd, results]

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# OpenSSH's MAX_LISTEN_SOCKS: one sshd listens on at most 16 addresses, so hosts past the
+# 16th share an address (several inventory hosts behind one sshd, as with a bastion).
+MAX_ADDRESSES = 16
 
 
 def have_sshd() -> bool:
@@ -68,7 +71,8 @@ class LoopbackSSHD:
     # --- names ----------------------------------------------------------------------
 
     def address(self, index: int) -> str:
-        return f"127.{self.net}.{index // 250}.{index % 250 + 1}"
+        index %= MAX_ADDRESSES
+        return f"127.{self.net}.0.{index + 1}"
 
     @property
     def hosts(self) -> list[str]:
@@ -80,7 +84,8 @@ class LoopbackSSHD:
     # --- files ----------------------------------------------------------------------
 
     def _config(self) -> str:
-        lines = [f"ListenAddress {a}:{self.port}" for a in self.addresses().values()]
+        listen = dict.fromkeys(self.addresses().values())  # distinct, in order
+        lines = [f"ListenAddress {a}:{self.port}" for a in listen]
         lines += [
             f"HostKey {self.host_key}",
             f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
@@ -95,9 +100,9 @@ class LoopbackSSHD:
     def write_client_files(self, aliases: bool = True) -> None:
         """known_hosts with the real key per ``[addr]:port``; an ssh_config with one ``Host``
         alias per host (HostName, Port); an INI inventory naming the aliases."""
-        self.known_hosts.write_text(
-            "".join(f"[{a}]:{self.port} {self.host_pub}\n" for a in self.addresses().values())
-        )
+        self.known_hosts.write_text("".join(
+            f"[{a}]:{self.port} {self.host_pub}\n" for a in dict.fromkeys(self.addresses().values())
+        ))
         blocks = []
         for name, addr in self.addresses().items():
             blocks.append(
