@@ -1,8 +1,9 @@
 """The ``asyncssh`` transport (the default): one connection per host, reused by all channels.
 
 Honours ``~/.ssh/config`` (User, Port, IdentityFile, ProxyJump...), keys and ssh-agent, and
-verifies host keys against known_hosts unless told otherwise. This is the only module
-that imports asyncssh.
+verifies host keys against known_hosts unless told otherwise, looked up as OpenSSH does
+(``known_hosts.py``): a changed key is always refused, naming the line of the old one. This
+is the only module that imports asyncssh.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncssh
 
 from control_server.errors import AuthError, ConnectError, HostKeyError, TransportError
 from control_server.inventory import ConnectionTarget
+from control_server.transport import known_hosts as kh
 from control_server.transport.base import (
     READ_CHUNK,
     ChannelResult,
@@ -29,16 +31,7 @@ from control_server.transport.base import (
 )
 from control_server.transport.endpoint import sshd_identity
 from control_server.transport.limiter import HandshakeLimiter, Retryable
-from control_server.transport.ssh_options import HostSSHOptions, host_key_policy
-
-DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
-
-
-@functools.lru_cache(maxsize=64)
-def _known_hosts(path: str, mtime_ns: int) -> asyncssh.SSHKnownHosts:
-    """A known_hosts file parsed once per version: re-reading it for every connection makes
-    a fleet's handshakes quadratic in the fleet's size."""
-    return asyncssh.read_known_hosts(path)
+from control_server.transport.ssh_options import HostKeyPlan, HostSSHOptions, host_key_plan
 
 
 @functools.lru_cache(maxsize=64)
@@ -46,8 +39,87 @@ def _client_key(path: str, mtime_ns: int) -> asyncssh.SSHKey:
     return asyncssh.read_private_key(path)
 
 
-def _parsed_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
-    return _known_hosts(str(path), path.stat().st_mtime_ns)
+@functools.lru_cache(maxsize=4096)
+def _public_key(text: str) -> asyncssh.SSHKey | None:
+    """A known_hosts key, imported once per run whatever the number of hosts sharing it."""
+    try:
+        return asyncssh.import_public_key(text)
+    except (asyncssh.KeyImportError, ValueError):
+        return None
+
+
+def _keys(entries: tuple[kh.Entry, ...]) -> list[asyncssh.SSHKey]:
+    return [k for k in (_public_key(e.public_key) for e in entries) if k is not None]
+
+
+def _public_text(key: asyncssh.SSHKey) -> str:
+    return key.export_public_key().decode().strip()
+
+
+class _Verifier:
+    """One hop's host key check. asyncssh asks ``known_hosts`` with the host and port it
+    really connects to (after ssh_config); the OpenSSH-exact lookup answers, and an
+    unknown key reaches ``accept_unknown``, which takes it only under accept-new for a
+    host with no entry at all."""
+
+    def __init__(self, plan: HostKeyPlan, label: str, host: str) -> None:
+        self.plan, self.label, self.host = plan, label, host
+        self.found: kh.Lookup | None = None
+        self.offered: asyncssh.SSHKey | None = None
+        self.learned: asyncssh.SSHKey | None = None
+
+    def known_hosts(self, host: str, _addr: str, port: int | None) -> tuple[list[Any], ...]:
+        self.found = kh.lookup(self.plan.files, self.plan.name(host, port))
+        return _keys(self.found.keys), _keys(self.found.cas), _keys(self.found.revoked)
+
+    def accept_unknown(self, key: asyncssh.SSHKey) -> bool:
+        self.offered = key
+        if self.plan.policy != "accept-new" or self.found is None or self.found.known:
+            return False
+        self.learned = key
+        return True
+
+    def options(self) -> dict[str, Any]:
+        verifier = self
+
+        class _Client(asyncssh.SSHClient):
+            def validate_host_public_key(self, host: str, addr: str, port: int,
+                                         key: asyncssh.SSHKey) -> bool:
+                return verifier.accept_unknown(key)
+
+        if self.plan.policy == "off":
+            return {"known_hosts": None}
+        return {"known_hosts": self.known_hosts, "client_factory": _Client,
+                "host_key_alias": self.plan.alias}
+
+    def error(self, exc: asyncssh.HostKeyNotVerifiable) -> HostKeyError:
+        found = self.found or kh.lookup(self.plan.files, self.plan.name())
+        offered = _public_text(self.offered) if self.offered is not None else None
+        if "revoked" in str(exc).lower():
+            message = kh.revoked_message(found, None)
+        elif found.known:
+            message = kh.mismatch_message(found, offered)
+        else:
+            message = kh.unknown_message(found)
+        return HostKeyError(f"{self.label}{message}", self.host)
+
+    def learn(self) -> None:
+        if self.learned is not None and self.found is not None and self.plan.learn_file:
+            kh.append(self.plan.learn_file, self.found.name, _public_text(self.learned))
+            self.learned = None
+
+
+def _hop(spec: str) -> tuple[str | None, str, int | None]:
+    """``[user@]host[:port]`` of a ProxyJump list."""
+    user, _, host = spec.rpartition("@")
+    port: int | None = None
+    if host.startswith("[") and "]" in host:
+        host, _, rest = host[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    elif host.count(":") == 1:
+        host, _, text = host.partition(":")
+        port = int(text) if text.isdigit() else None
+    return user or None, host, port
 
 
 class AsyncSSHTransport(Transport):
@@ -64,10 +136,16 @@ class AsyncSSHTransport(Transport):
         self._limiter = limiter
         self._opts = host_options or HostSSHOptions()
         self._conn: asyncssh.SSHClientConnection | None = None
-        self.policy, self.known_hosts = host_key_policy(
-            self._opts, settings.host_key_checking, settings.known_hosts)
+        self._hops: list[asyncssh.SSHClientConnection] = []
+        self.host_keys = host_key_plan(target.address, target.port, target.user,
+                                       self._opts, settings)
+        self.policy = self.host_keys.policy
 
     # --- connecting -------------------------------------------------------------------
+
+    def _config_option(self) -> dict[str, Any]:
+        config = self._opts.ssh_config or self.settings.ssh_config
+        return {"config": [str(config.expanduser())]} if config is not None else {}
 
     def _base_options(self) -> dict[str, Any]:
         t = self.target
@@ -76,6 +154,7 @@ class AsyncSSHTransport(Transport):
             "connect_timeout": self.settings.connect_timeout,
             "keepalive_interval": self.settings.keepalive_interval,
             "keepalive_count_max": 3,
+            **self._config_option(),
         }
         if t.port is not None:
             opts["port"] = t.port
@@ -87,72 +166,77 @@ class AsyncSSHTransport(Transport):
                 opts["client_keys"] = [_client_key(str(key_path), key_path.stat().st_mtime_ns)]
             except (OSError, asyncssh.KeyImportError):
                 opts["client_keys"] = [str(key_path)]  # encrypted or odd: asyncssh decides
-        config = self._opts.ssh_config or self.settings.ssh_config
-        if config is not None:
-            opts["config"] = [str(config.expanduser())]
         return opts
 
-    def _known_hosts_file(self) -> Path:
-        return (self.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
-
-    def _trusted_keys(self) -> list[asyncssh.SSHKey]:
-        path = self._known_hosts_file()
-        if not path.is_file():
-            return []
+    async def _verified(self, verifier: _Verifier, opts: dict[str, Any]
+                        ) -> asyncssh.SSHClientConnection:
         try:
-            known = _parsed_known_hosts(path)
-            trusted = asyncssh.match_known_hosts(
-                known, self.target.address, self.target.address, self.target.port or 22
-            )[0]
-        except (OSError, ValueError):
-            return []
-        return list(trusted)
+            conn = await asyncssh.connect(**opts, **verifier.options())
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise verifier.error(exc) from None
+        verifier.learn()
+        return conn
+
+    async def _jump(self, spec: str | None, depth: int = 0
+                    ) -> asyncssh.SSHClientConnection | None:
+        """Open the ProxyJump hops one by one, each verified with its own HostName/Port
+        (asyncssh's own ProxyJump would check them against its defaults, not ours)."""
+        conn: asyncssh.SSHClientConnection | None = None
+        for hop in (spec or "").split(",") if spec else []:
+            user, host, port = _hop(hop.strip())
+            plan = host_key_plan(host, port, user, self._opts, self.settings)
+            tunnel = conn
+            if tunnel is None and plan.proxy_jump and depth < 8:
+                tunnel = await self._jump(plan.proxy_jump, depth + 1)
+            opts: dict[str, Any] = {"host": host, "tunnel": tunnel,
+                                    "connect_timeout": self.settings.connect_timeout,
+                                    **self._config_option()}
+            opts.update({k: v for k, v in (("port", port), ("username", user)) if v})
+            conn = await self._verified(_Verifier(plan, f"jump host {host}: ",
+                                                  self.target.host), opts)
+            self._hops.append(conn)
+        return conn
 
     async def connect(self) -> None:
         if self._conn is not None:
             return
-        opts = self._base_options()
-        learn = False
-        if self.policy == "off":
-            opts["known_hosts"] = None
-        elif self.policy == "accept-new" and not self._trusted_keys():
-            opts["known_hosts"] = None
-            learn = True
-        elif self.known_hosts is not None:
-            if not self.known_hosts.is_file():
-                raise HostKeyError(
-                    f"host key unknown: known_hosts file {self.known_hosts} does not exist",
-                    self.target.host,
-                )
-            try:
-                opts["known_hosts"] = _parsed_known_hosts(self.known_hosts)
-            except (OSError, ValueError) as exc:
-                raise HostKeyError(f"cannot read {self.known_hosts}: {exc}",
-                                   self.target.host) from None
+        config = self._opts.ssh_config or self.settings.ssh_config
         endpoint, recorded = sshd_identity(self.target.address, self.target.port,
-                                           opts.get("config"), self.settings.known_hosts)
+                                           [config] if config is not None else None,
+                                           self.settings.known_hosts)
         if recorded is not None:  # known_hosts tells which sshd answers: share its window
             self._limiter.same_server(endpoint, recorded)
         try:
-            self._conn = await self._limiter.run(lambda: self._handshake(opts), endpoint)
+            self._conn = await self._limiter.run(self._handshake, endpoint)
         except Retryable as exc:
             raise ConnectError(
                 f"{exc} (gave up after {self._limiter.retries} retries)", self.target.host
             ) from None
-        server_key = self._conn.get_server_host_key()
-        if server_key is not None:  # one sshd on many addresses has one MaxStartups
-            self._limiter.same_server(endpoint, server_key.export_public_key().split()[1].decode())
-        if learn:
-            self._learn_host_key()
+        key = self._conn.get_server_host_key()
+        if key is not None:  # one sshd on several addresses: one handshake window
+            self._limiter.same_server(endpoint, key.export_public_key().split()[1].decode())
 
-    async def _handshake(self, opts: dict[str, Any]) -> asyncssh.SSHClientConnection:
+    async def _open(self) -> asyncssh.SSHClientConnection:
+        opts = self._base_options()
+        try:
+            # An explicit tunnel (None: direct) so asyncssh never follows ProxyJump itself.
+            opts["tunnel"] = await self._jump(self.host_keys.proxy_jump)
+            return await self._verified(_Verifier(self.host_keys, "", self.target.host), opts)
+        except BaseException:
+            self._close_hops()
+            raise
+
+    def _close_hops(self) -> None:
+        for hop in reversed(self._hops):
+            hop.close()
+        self._hops = []
+
+    async def _handshake(self) -> asyncssh.SSHClientConnection:
         host = self.target.host
         try:
-            return await asyncssh.connect(**opts)
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise self._host_key_error(exc) from None
+            return await self._open()
         except asyncssh.PermissionDenied as exc:
-            user = opts.get("username", "(ssh config / current user)")
+            user = self.target.user or "(ssh config / current user)"
             raise AuthError(f"authentication failed as {user}: {exc.reason}", host) from None
         except (asyncssh.ConnectionLost, ConnectionResetError, BrokenPipeError) as exc:
             # sshd past MaxStartups closes the socket mid-handshake: worth another try.
@@ -173,34 +257,6 @@ class AsyncSSHTransport(Transport):
             raise ConnectError(f"cannot connect: {exc.strerror or exc}", host) from None
         except (asyncssh.Error, ValueError) as exc:
             raise ConnectError(f"ssh error: {exc}", host) from None
-
-    def _host_key_error(self, exc: asyncssh.HostKeyNotVerifiable) -> HostKeyError:
-        path = self._known_hosts_file()
-        if self._trusted_keys():
-            return HostKeyError(
-                f"host key mismatch: the key offered by {self.target.address} does not match "
-                f"the one recorded in {path} (possible man-in-the-middle, or the host was "
-                "rebuilt: remove the old key with ssh-keygen -R)",
-                self.target.host,
-            )
-        return HostKeyError(
-            f"host key unknown: {self.target.address} is not in {path} "
-            "(add it, or use --host-key-checking accept-new)",
-            self.target.host,
-        )
-
-    def _learn_host_key(self) -> None:
-        assert self._conn is not None
-        key = self._conn.get_server_host_key()
-        if key is None:
-            return
-        port = self.target.port or 22
-        name = self.target.address if port == 22 else f"[{self.target.address}]:{port}"
-        line = f"{name} {key.export_public_key().decode().strip()}\n"
-        path = self._known_hosts_file()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with path.open("a", encoding="ascii") as fh:
-            fh.write(line)
 
     # --- channels ---------------------------------------------------------------------
 
@@ -242,8 +298,11 @@ class AsyncSSHTransport(Transport):
             with contextlib.suppress(asyncssh.Error, OSError):
                 await self._conn.wait_closed()
             self._conn = None
+        self._close_hops()
 
     def abort(self) -> None:
         """Drop the connection at once (tests use it to cut a sequence mid-way)."""
         if self._conn is not None:
             self._conn.abort()
+        for hop in self._hops:
+            hop.abort()
