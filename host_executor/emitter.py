@@ -1,7 +1,9 @@
-"""Writing events: to stdout (flushed one by one) and to the journal, always both.
+"""Writing events: to the journal, then to stdout (flushed one by one).
 
-stdout is written with ``os.write`` on fd 1, unbuffered, so each event leaves as soon as it
-exists. Once stdout is gone (EPIPE), stdout writes are dropped and the journal continues.
+The journal comes first: a controller that reattaches follows the journal, so an event must
+be there even when a stalled channel blocks the write to stdout. stdout is written with
+``os.write`` on fd 1, unbuffered, so each event leaves as soon as it exists. Once the
+controller is lost (EPIPE, hang-up), stdout writes stop and the journal continues.
 """
 
 from __future__ import annotations
@@ -46,14 +48,14 @@ class Emitter:
         if self.redactor is not None:  # before both writes: no secret rests in the journal
             event = self.redactor.event(event)
         line = protocol.encode_event(event)
-        if self.stdout_ok:
+        if self.journal is not None:
+            self.journal.append(line, event["event"])
+        if self.stdout_ok and not self.watch.stdout_gone:
             try:
                 write_all(self.stdout_fd, line)
             except OSError as exc:
                 self.stdout_ok = False
-                self.watch.mark_gone("stdout closed (%s)" % (exc.strerror or exc))
-        if self.journal is not None:
-            self.journal.append(line, event["event"])
+                self.watch.mark_lost("stdout closed (%s)" % (exc.strerror or exc), True)
 
     def close(self) -> None:
         if self.journal is not None:

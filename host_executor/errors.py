@@ -8,6 +8,9 @@ A step's own failure never ends the executor: it becomes that step's ``failed`` 
     ├── BadRequest                the request cannot be run (exit 2); wraps a ProtocolError
     │   └── ProtocolMismatch      the request speaks another protocol version (exit 2)
     ├── UnknownJournal            ``--journal ID`` for an id with no journal (exit 2)
+    ├── RequestReused             a request id that already ran or runs here (exit 2)
+    ├── ExecutorDied              ``--journal ID --follow``: the journal has no end and its
+    │                             executor is gone (exit 1)
     ├── LockTimeout               the named host lock was not acquired in time (exit 3)
     ├── StepFailed                one step failed: msg, rc, data (becomes ``step_end``)
     └── ControllerGone            the control server went away (stdin/stdout closed, signal)
@@ -77,6 +80,18 @@ class ProtocolMismatch(BadRequest):
 class UnknownJournal(ExecutorError):
     code = "unknown_journal"
     exit_code = protocol.EXIT_BAD_REQUEST
+
+
+class RequestReused(ExecutorError):
+    """A request id runs once per host: a second request with it is refused, never re-run."""
+
+    code = "request_reused"
+    exit_code = protocol.EXIT_BAD_REQUEST
+
+
+class ExecutorDied(ExecutorError):
+    code = "executor_died"
+    exit_code = protocol.EXIT_FAILED
 
 
 class LockTimeout(ExecutorError):

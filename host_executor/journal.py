@@ -2,7 +2,10 @@
 ``<cache>/journal/<request id>.jsonl``.
 
 It is how the control server reads a whole result back after a lost connection
-(``--journal ID``). Lines are fsync'd at the events that end something (``step_end``,
+(``--journal ID``), or follows a detached sequence to its end (``--journal ID --follow``).
+The executor holds an exclusive ``flock`` on its journal for its whole life: a journal
+without ``done`` whose lock is free belongs to an executor that died. A request id runs once
+per host: a journal that exists already refuses a second run of it (exactly once). Lines are fsync'd at the events that end something (``step_end``,
 ``rollback_step_end``, ``rollback_end``, ``done``, ``error``), so what a controller may have
 acted on is on disk. Journals older than ``MAX_AGE`` are pruned opportunistically.
 """
@@ -10,12 +13,13 @@ acted on is on disk. Journals older than ``MAX_AGE`` are pruned opportunisticall
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import time
 
 from host_executor import paths
-from host_executor.errors import UnknownJournal
+from host_executor.errors import ExecutorDied, RequestReused, UnknownJournal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
@@ -41,11 +45,23 @@ class Journal:
 
     def __init__(self, request_id: str) -> None:
         self.path = journal_path(request_id, create_dir=True)
-        # A request id is used once; a re-sent request replaces the old record.
         self._fd: Optional[int] = os.open(
-            self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600
+            self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
         )
         self.error: Optional[str] = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            reused = _ran_steps(self.path)
+            if not reused:
+                os.ftruncate(self._fd, 0)  # a request refused before any step: run it now
+        except OSError:
+            reused = True
+        if reused:
+            self.close()
+            raise RequestReused(
+                "request %r already ran on this host (its journal exists): it is never run "
+                "twice; read it with --journal" % request_id
+            )
 
     def append(self, line: bytes, event: str) -> None:
         if self._fd is None:
@@ -82,6 +98,73 @@ def read_journal(request_id: str) -> bytes:
         raise UnknownJournal("no journal for request %r on this host" % request_id) from None
     except OSError as exc:
         raise UnknownJournal("cannot read the journal of request %r: %s" % (request_id, exc)) from None
+
+
+def _ran_steps(path: str) -> bool:
+    """Whether the journal at ``path`` shows a step that started."""
+    with open(path, "rb") as handle:
+        return b'"event":"step_start"' in handle.read()
+
+
+def writer_alive(fd: int) -> bool:
+    """True while the executor that writes this journal holds its lock."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _ends(data: bytes) -> bool:
+    """Whether the journaled lines include the sequence's end (``done`` or ``error``)."""
+    for raw in data.splitlines():
+        if b'"event":"done"' in raw or b'"event":"error"' in raw:  # cheap filter first
+            try:
+                if json.loads(raw).get("event") in ("done", "error"):
+                    return True
+            except (ValueError, AttributeError):
+                continue
+    return False
+
+
+def follow_journal(request_id: str, emit: Any, gone: Any, poll: float = 0.2) -> None:
+    """Pass the journal's bytes to ``emit`` as they are written, until its end; raise
+    ``ExecutorDied`` when the writer is gone without one. ``gone()`` stops following."""
+    path = journal_path(request_id)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UnknownJournal("no journal for request %r on this host" % request_id) from None
+    except OSError as exc:
+        raise UnknownJournal("cannot read the journal of request %r: %s" % (request_id, exc)) from None
+    tail = b""
+    try:
+        while not gone():
+            alive = writer_alive(fd)  # asked BEFORE reading: what it wrote is then on file
+            chunk = _read_rest(fd)
+            whole, _, tail = (tail + chunk).rpartition(b"\n")
+            if whole:
+                emit(whole + b"\n")
+                if _ends(whole):
+                    return
+            if not alive:
+                raise ExecutorDied(
+                    "the executor of request %r is gone and its journal has no end (it was "
+                    "killed, or the host restarted)" % request_id
+                )
+            time.sleep(poll)
+    finally:
+        os.close(fd)
+
+
+def _read_rest(fd: int) -> bytes:
+    parts = []  # type: List[bytes]
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
 
 
 def _journal_files() -> Iterator[str]:

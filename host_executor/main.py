@@ -2,6 +2,7 @@
 
     python3 executor.pyz [--watch-stdin]   run ONE request read from stdin (the normal use)
     python3 executor.pyz --journal ID      print the journaled events of request ID
+    python3 executor.pyz --journal ID --follow   ... and what is appended, until the end
     python3 executor.pyz --journal-list    one JSON line per journal: id, status, exit, mtime
     python3 executor.pyz --watch-domains [URI] [--heartbeat S]   stream libvirt domain events
     python3 executor.pyz --version         protocol, digest and version as one JSON line
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
 
 USAGE = (
     "usage: python3 -m host_executor [--watch-stdin] < request.json\n"
-    "       python3 -m host_executor --journal ID | --journal-list | --version\n"
+    "       python3 -m host_executor --journal ID [--follow] | --journal-list | --version\n"
     "       python3 -m host_executor --watch-domains [URI] [--heartbeat SECONDS] [--watch-stdin]\n"
 )
 
@@ -82,13 +83,19 @@ def run_request(watch_stdin: bool = False) -> int:
     request_id = request.request_id_of(doc)
     watch.install_signals()
     try:
-        if request_id is not None:
-            emitter.open_journal(request_id)
+        try:
+            if request_id is not None:
+                emitter.open_journal(request_id)
+        except ExecutorError as exc:  # the id ran here already: its journal is left intact
+            emitter.emit(_hello(request_id, emitter))
+            emitter.emit(_error_event(exc, request_id))
+            return exc.exit_code
         emitter.emit(_hello(request_id, emitter))
         try:
             if why is not None:
                 raise BadRequest(why)
             req = request.validate(doc)
+            watch.abort_on_loss = req.get("on_disconnect") == "abort"
             watch.start(watch_stdin)
             return _run_sequence(req, emitter, watch)
         except ExecutorError as exc:
@@ -115,6 +122,19 @@ def show_journal(request_id: str) -> int:
     return protocol.EXIT_OK
 
 
+def follow_journal(request_id: str) -> int:
+    """Print the journal, then what the (detached) executor appends, until its end."""
+    watch = ControllerWatch()
+    watch.install_signals()
+    watch.start(False)
+    try:
+        journal.follow_journal(request_id, write_stdout, lambda: watch.lost or watch.cancelled)
+    except ExecutorError as exc:
+        write_stdout(protocol.encode_event(_error_event(exc, request_id)))
+        return exc.exit_code
+    return protocol.EXIT_OK
+
+
 def list_journals() -> int:
     lines = [json.dumps(entry, sort_keys=True) + "\n" for entry in journal.list_journals()]
     write_stdout("".join(lines).encode("utf-8"))
@@ -135,6 +155,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_request(watch_stdin=bool(args))
         if args[0] == "--journal" and len(args) == 2:
             return show_journal(args[1])
+        if args[0] == "--journal" and len(args) == 3 and args[2] == "--follow":
+            return follow_journal(args[1])
         if args == ["--journal-list"]:
             return list_journals()
         if args[0] == "--watch-domains":

@@ -178,14 +178,16 @@ def _supervise(
     exited_at: Optional[float] = None
     while True:
         now = time.monotonic()
-        if cancel.is_set():
-            result.cancelled = cancel.reason
-            break
-        if deadline is not None and now >= deadline:
-            result.timed_out = True
-            break
         if exited_at is None and proc.poll() is not None:
             exited_at = now
+        # A process that already exited on its own keeps its result: a cancel (or the
+        # deadline) arriving after the end must never turn a finished step into a failure.
+        if exited_at is None and cancel.is_set():
+            result.cancelled = cancel.reason
+            break
+        if exited_at is None and deadline is not None and now >= deadline:
+            result.timed_out = True
+            break
         if exited_at is not None and (not drain.open or now - exited_at >= EXIT_GRACE):
             return
         wait = _TICK if deadline is None else max(0.0, min(_TICK, deadline - now))

@@ -8,6 +8,9 @@ Request: ONE JSON document on the executor's stdin::
      "lock": {"name": "instance-vm1", "timeout": 60} | null,
      "deadline": <unix time> | null, "on_failure": "stop" | "rollback",
      "output_limit": 1048576, "redact": ["<secret>", ...] (optional),
+     "on_disconnect": "detach" | "abort" (optional, detach by default),
+     "resume": [{"index": 0, "status": "changed", "data": {...}}, ...] (optional: steps an
+               earlier attempt finished, per its journal; they are not run again),
      "steps": [{"name": "...", "action": "command", "args": {...},
                 "timeout": 30 | null, "undo": {"action": "...", "args": {...}} | null,
                 "ignore_errors": false}]}
@@ -223,7 +226,10 @@ REQUEST_KEYS = (
     "output_limit",
     "steps",
     "redact",  # optional: secret values the executor masks in every event
+    "on_disconnect",  # optional: detach (default) or abort when the controller is lost
+    "resume",  # optional: the steps an earlier attempt of this sequence finished
 )
+ON_DISCONNECT = ("detach", "abort")
 
 
 def _type_ok(value: Any, types: Tuple[str, ...]) -> bool:
@@ -412,6 +418,7 @@ def validate_request(doc: Any) -> Dict[str, Any]:
         raise ProtocolError("a list of steps is required", "steps")
     for index, step in enumerate(steps):
         validate_step(step, index)
+    _validate_continuation(doc, len(steps))
     out = dict(doc)
     out.setdefault("check", False)
     out.setdefault("diff", False)
@@ -433,6 +440,30 @@ def _check_times(doc: Dict[str, Any]) -> None:
         raise ProtocolError("expected a non-negative, finite number of seconds", "lock.timeout")
 
 
+def _validate_continuation(doc: Dict[str, Any], count: int) -> None:
+    if doc.get("on_disconnect", "detach") not in ON_DISCONNECT:
+        raise ProtocolError("expected detach or abort, got %r" % (doc["on_disconnect"],),
+                            "on_disconnect")
+    resume = doc.get("resume", [])
+    if not isinstance(resume, list):
+        raise ProtocolError("expected a list of finished steps", "resume")
+    seen = set()
+    for i, item in enumerate(resume):
+        where = "resume[%d]" % i
+        if not isinstance(item, dict):
+            raise ProtocolError("expected {index, status, data}", where)
+        index = item.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
+            raise ProtocolError("expected a step index below %d" % count, where + ".index")
+        if index in seen:
+            raise ProtocolError("step %d is listed twice" % index, where + ".index")
+        seen.add(index)
+        if item.get("status") not in STATUSES:
+            raise ProtocolError("expected one of %s" % ", ".join(STATUSES), where + ".status")
+        if not isinstance(item.get("data"), (dict, type(None))):
+            raise ProtocolError("expected an object or null", where + ".data")
+
+
 def make_request(
     request_id: str,
     steps: List[Dict[str, Any]],
@@ -443,6 +474,8 @@ def make_request(
     on_failure: str = "stop",
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
     redact: Optional[List[str]] = None,
+    on_disconnect: str = "detach",
+    resume: Optional[List[Dict[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """Build a request document (the control side's constructor)."""
     doc: Dict[str, Any] = {
@@ -458,6 +491,10 @@ def make_request(
     }
     if redact:  # only when there are secrets: a request without them stays as it was
         doc["redact"] = list(redact)
+    if on_disconnect != "detach":
+        doc["on_disconnect"] = on_disconnect
+    if resume:
+        doc["resume"] = list(resume)
     return doc
 
 

@@ -9,8 +9,13 @@ Policy, as built:
   does not stop the others. Rollback also runs when the controller went away mid-sequence
   (undo steps are not cancelled by that; they are bounded by their own timeouts).
 - ``deadline``: a step that would start after it fails with "deadline passed".
-- The controller going away cancels the running step (its process group is killed), which
-  fails; the sequence then stops as for any failure and ``done.interrupted`` is true.
+- An explicit cancel (``watch``) kills the running step's process group; the step fails
+  (unless it had already finished: its own result wins), the sequence stops as for any
+  failure and ``done.interrupted`` is true. A lost controller does not stop anything: the
+  sequence runs to its end and ``done.detached`` says the controller was gone.
+- ``resume`` (steps an earlier attempt already finished, from its journal): those steps are
+  not run again and get no events; their results count in ``done`` and their undo data is
+  kept, so a rollback still undoes what they made.
 - An unexpected exception inside an action fails that step (msg: type and text).
 """
 
@@ -55,6 +60,8 @@ class Sequence:
         self.ignored = 0
         self.completed: List[int] = []
         self.failed_at: Optional[int] = None
+        self.prior = {int(p["index"]): StepResult(p["status"], data=p.get("data"))
+                      for p in request.get("resume") or ()}
 
     def _end_fields(self, result: StepResult, started: float) -> Dict[str, Any]:
         limit = self.req["output_limit"]
@@ -97,9 +104,10 @@ class Sequence:
         steps = self.req["steps"]
         ran = 0
         for index, step in enumerate(steps):
-            if self.watch.gone:
+            if self.watch.cancelled:
                 break
-            result = self.run_step(index, step)
+            prior = self.prior.get(index)
+            result = prior if prior is not None else self.run_step(index, step)
             ran += 1
             self.counts[result.status] += 1
             if result.status == "changed" and not (result.data or {}).get("existed"):
@@ -107,12 +115,12 @@ class Sequence:
                 # (ok, or changed it in place: data.existed) must never destroy it.
                 self.completed.append(index)
             elif result.status == "failed":
-                if step.get("ignore_errors") and not self.watch.gone:
+                if step.get("ignore_errors") and not self.watch.cancelled:
                     self.ignored += 1
                     continue
                 self.failed_at = index
                 break
-        interrupted = self.watch.gone
+        interrupted = self.watch.cancelled
         failed = self.failed_at is not None or (interrupted and ran < len(steps))
         rolled_back = None
         if failed and self.req["on_failure"] == "rollback":
@@ -138,6 +146,8 @@ class Sequence:
             "interrupted": interrupted,
             "reason": self.watch.reason if interrupted else None,
             "rolled_back": rolled_back,
+            "detached": self.watch.lost_reason,
+            "resumed": len(self.prior),
             "duration": round(time.monotonic() - started, 3),
         }
         self.emitter.emit(done)
@@ -147,14 +157,14 @@ class Sequence:
         """Undo the changed steps in reverse order; True when every undo succeeded."""
         steps = self.req["steps"]
         todo = [i for i in reversed(self.completed) if steps[i].get("undo")]
-        if self.watch.gone:
+        if self.watch.cancelled:
             reason = "interrupted: %s" % self.watch.reason
         else:
             failed = self.failed_at or 0
             reason = "step %d (%r) failed" % (failed + 1, steps[failed]["name"])
         self.emitter.emit({"event": "rollback_start", "reason": reason, "steps": todo})
         counts = {status: 0 for status in protocol.STATUSES}
-        # The controller being gone must not cancel the undo steps themselves.
+        # A cancel must not cancel the undo steps themselves.
         cancel = CancelToken()
         for index in todo:
             step = steps[index]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,8 +128,14 @@ class Running:
         return rc, stderr
 
 
-def request(steps: list[dict[str, Any]], rid: str = "req-1", **kw: Any) -> dict[str, Any]:
-    return protocol.make_request(rid, steps, **kw)
+def request(steps: list[dict[str, Any]], rid: str | None = None, **kw: Any) -> dict[str, Any]:
+    # A request id runs once per host: each request gets its own unless a test names it.
+    return protocol.make_request(rid or f"req-{uuid.uuid4().hex[:12]}", steps, **kw)
+
+
+def again(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same request as a new one (a request id never runs twice on a host)."""
+    return dict(doc, id=f"req-{uuid.uuid4().hex[:12]}")
 
 
 def step(name: str, action: str, **args: Any) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def test_launcher_missing_then_upload_then_run(tmp_path: Path) -> None:
     assert placed.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in cache.iterdir()] == [bundle.filename]  # no temp file left
 
-    req = json.dumps(request([step("hi", "command", argv=["echo", "hi"])])).encode()
+    req = json.dumps(request([step("hi", "command", argv=["echo", "hi"])], rid="req-1")).encode()
     ran = _sh(launch, home, req)
     assert ran.returncode == 0, ran.stderr
     events = [protocol.decode_event(line) for line in ran.stdout.splitlines()]

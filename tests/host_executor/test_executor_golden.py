@@ -65,8 +65,9 @@ def test_golden(path: Path, executor: Executor, tmp_path: Path) -> None:
     runs = case.get("runs", 1)  # >1: the same request again, e.g. to pin idempotency
     events: list[dict[str, Any]] = []
     rcs = []
-    for _ in range(runs):
-        out = executor.run(req)
+    for run in range(runs):
+        # A request id runs once per host: each run again is a new request.
+        out = executor.run(dict(req, id=f"{req['id']}-{run}") if run else req)
         assert "Traceback" not in out.stderr
         events += out.events
         rcs.append(out.rc)
