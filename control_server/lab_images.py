@@ -106,7 +106,7 @@ def _stream_build(client: docker.DockerClient, tag: str, dockerfile: str, digest
         if not text:
             continue
         log.append(text)
-        if text.startswith("Step ") and GUEST_STEP in text:
+        if text.startswith("Step ") and " : RUN " in text and GUEST_STEP in text:
             progress("guest build: stock Debian kernel + busybox initramfs")
 
 

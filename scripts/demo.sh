@@ -29,6 +29,6 @@ $hp events -i "$inv" all
 step "hostplane run terminate_instance: no domain, volume or serial log left behind"
 $hp run -i "$inv" all terminate_instance -e name=vm1
 $hp run -i "$inv" all delete_network -e name=net1
-step "hostplane exec: an ad hoc command on every host"
+step "hostplane exec, an ad hoc command: no domain left on any host"
 $hp exec -i "$inv" all -- virsh -c qemu:///system list --all
 echo; echo "The lab stays up; 'hostplane lab down --name $lab' removes it."

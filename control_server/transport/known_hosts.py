@@ -156,7 +156,8 @@ def pattern_match(name: str, patterns: Sequence[str]) -> bool:
     hit = False
     for pattern in patterns:
         negated = pattern.startswith("!")
-        if _regex(pattern[1:] if negated else pattern).match(name):
+        body = pattern[1:] if negated else pattern
+        if name == body if "*" not in body and "?" not in body else _regex(body).match(name):
             if negated:
                 return False  # a negated match rules the whole line out
             hit = True
@@ -209,10 +210,12 @@ def append(path: str, name: str, public_key: str) -> None:
 
 def mismatch_message(found: Lookup, offered: str | None = None) -> str:
     key = f" ({offered.split()[0]} {fingerprint(offered)})" if offered else ""
+    paths = {e.path for e in found.keys or found.cas}
+    where = f" -f {paths.pop()}" if len(paths) == 1 else ""
     return (
         f"host key mismatch: the key offered for {found.name}{key} differs from the one "
         f"recorded at {found.recorded()} (possible man-in-the-middle, or the host was "
-        f"rebuilt: check, then remove the old key with ssh-keygen -R '{found.name}')"
+        f"rebuilt: check, then remove the old key with ssh-keygen -R '{found.name}'{where})"
     )
 
 

@@ -96,7 +96,8 @@ class _Verifier:
         found = self.found or kh.lookup(self.plan.files, self.plan.name())
         offered = _public_text(self.offered) if self.offered is not None else None
         if "revoked" in str(exc).lower():
-            message = kh.revoked_message(found, None)
+            message = kh.revoked_message(found, found.revoked[0] if len(found.revoked) == 1
+                                         else None)
         elif found.known:
             message = kh.mismatch_message(found, offered)
         else:

@@ -11,7 +11,7 @@ import re
 import subprocess
 
 import pytest
-from sshd_harness import LoopbackSSHD
+from sshd_harness import LoopbackSSHD, keygen
 
 POLICIES = ["strict", "accept-new"]
 NOT_VERIFIED = "host keys are NOT verified"
@@ -164,3 +164,42 @@ def test_host_key_alias_is_the_name_looked_up(sshd: LoopbackSSHD) -> None:
     out = _touch(sshd, "--host-key-checking", "accept-new")
     _assert_refused(out, sshd, before, [1, 2])
     assert re.search(r"recorded at \S+:1", " ".join(out.stdout.split()))
+
+
+def test_paramiko_refuses_proxyjump_rather_than_going_direct(sshd_factory) -> None:  # type: ignore[no-untyped-def]
+    _, target = _behind_bastion(sshd_factory)
+    out = _touch(target, "-c", "paramiko")
+    assert out.returncode == 4 and "ProxyJump jump01 is not supported" in out.stdout + out.stderr
+    assert not (target.home / "ran").exists()
+
+
+def _certify(server: LoopbackSSHD) -> str:
+    """Sign the server's host key with a new CA; returns the CA's public key."""
+    ca_pub = keygen(server.root / "ca")
+    subprocess.run(["ssh-keygen", "-q", "-s", str(server.root / "ca"), "-h", "-I", "nodes",
+                    "-n", ",".join(server.addresses().values()),
+                    str(server.host_key.with_suffix(".pub"))], check=True)
+    server.restart(extra_config=[f"HostCertificate {server.root / 'host_key-cert.pub'}"])
+    return ca_pub
+
+
+def test_cert_authority_vouches_only_for_its_own_certificates(sshd: LoopbackSSHD) -> None:
+    ca_pub = _certify(sshd)
+    sshd.known_hosts.write_text(f"@cert-authority * {ca_pub}\n")
+    assert _touch(sshd, marker="cert").returncode == 0
+    other_ca = keygen(sshd.root / "other_ca")
+    sshd.known_hosts.write_text(f"@cert-authority * {other_ca}\n")
+    before = sshd.known_hosts.read_bytes()
+    _assert_refused(_touch(sshd, "--host-key-checking", "accept-new"), sshd, before, [1])
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_revoked_key_is_refused(sshd: LoopbackSSHD, policy: str) -> None:
+    known = sshd.known_hosts.read_text() if policy == "strict" else ""
+    sshd.known_hosts.write_text(known + f"@revoked * {sshd.host_pub}\n")
+    before = sshd.known_hosts.read_bytes()
+    out = _touch(sshd, "--host-key-checking", policy)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 4 and "host key revoked" in text, text
+    assert f"{sshd.known_hosts}:{known.count(chr(10)) + 1}" in text
+    assert not (sshd.home / "ran").exists() and sshd.known_hosts.read_bytes() == before
