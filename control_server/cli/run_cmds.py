@@ -192,12 +192,14 @@ def results() -> None:
 @inventory_option
 @host_key_option
 @known_hosts_option
+@click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="ssh config file (default ~/.ssh/config).")
 @click.option("--redact", "secrets", multiple=True, metavar="VALUE|@FILE",
               help="Mask this secret value (or each line of FILE) in the output (repeatable).")
 @click.argument("host")
 @click.argument("request_id")
 def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str | None,
-              known_hosts: Path | None,
+              known_hosts: Path | None, ssh_config: Path | None,
               secrets: tuple[str, ...], host: str, request_id: str) -> None:
     """Print the journaled events of REQUEST_ID on HOST (JSON Lines).
 
@@ -213,7 +215,8 @@ def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str | None,
     inv = load_inventory(inventories)
     if host_key_checking == "off":
         warn([CLI_OFF_WARNING])
-    settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts)
+    settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts,
+                                 ssh_config=ssh_config)
     hidden = forms_of(_redact_values(secrets))
     events = redact(asyncio.run(api.fetch_journal(inv.host(host), request_id, settings)), hidden)
     for event in events:
