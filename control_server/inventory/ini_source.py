@@ -9,7 +9,6 @@ docs say "strings", its code literal-evaluates them, and the code is what counts
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from control_server.inventory.model import (
 )
 from control_server.inventory.ranges import RangeError, expand_hostpattern
 from control_server.inventory.values import ValueLoadError, parse_ini_value
+from control_server.inventory.words import split_words
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
@@ -108,7 +108,7 @@ class IniReader:
 
     def _hosts(self, line: str) -> None:
         try:
-            tokens = shlex.split(line, comments=True)
+            tokens = split_words(line)  # shlex.split(line, comments=True), linear
         except ValueError as exc:
             raise _LineError(f"Error parsing host definition {line!r}: {exc}") from None
         if not tokens:
