@@ -15,7 +15,7 @@ import pytest
 
 from control_server.lab import Lab, lab_down, lab_up
 
-LAB = "hostplane-it"
+LAB = f"hostplane-it-{uuid.uuid4().hex[:6]}"  # hermetic: one lab per run
 HOSTPLANE = [sys.executable, "-m", "control_server"]
 
 

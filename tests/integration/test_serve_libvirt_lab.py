@@ -30,7 +30,7 @@ import service_helpers as sh
 
 pytestmark = [pytest.mark.lab, pytest.mark.libvirt]
 
-LAB = "hostplane-lvs"
+LAB = f"hostplane-lvs-{uuid.uuid4().hex[:6]}"  # hermetic: one lab per run
 GUEST = "/var/lib/hostplane/guest"
 BOOT_TIMEOUT = 600
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from control_server.lab import Lab, lab_down, lab_up
 
 pytestmark = [pytest.mark.lab, pytest.mark.libvirt]
 
-LAB = "hostplane-labvirt"
+LAB = f"hostplane-labvirt-{uuid.uuid4().hex[:6]}"  # hermetic: one lab per run
 GUEST = "/var/lib/hostplane/guest"
 # Under TCG on a busy 2-core machine a boot can take far longer than the ~6 s it takes idle.
 BOOT_TIMEOUT = 300
