@@ -51,22 +51,67 @@ def _words(line: str) -> list[str]:
         return line.split()
 
 
+@dataclass(frozen=True)
+class _Section:
+    """A ``Host`` or ``Match`` line and the options under it (kind '' before the first)."""
+
+    kind: str
+    args: tuple[str, ...]
+    options: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class _Config:
+    """One file's sections, indexed: a ``Host`` of plain names is found through ``exact``,
+    so a fleet's aliases cost a dict hit per host, not a scan of every block."""
+
+    sections: tuple[_Section, ...]
+    exact: dict[str, tuple[int, ...]]
+    general: tuple[int, ...]  # wildcards, negations, Match, leading options: always tried
+
+    def candidates(self, host: str) -> list[int]:
+        return sorted(set(self.general).union(self.exact.get(host.lower(), ())))
+
+
+def _sections(items: list[Item]) -> _Config:
+    sections: list[_Section] = []
+    kind: str = ""  # options before the first Host apply to every host
+    args: tuple[str, ...] = ()
+    options: list[Item] = []
+    for keyword, words in [*items, ("host", ())]:
+        if keyword in ("host", "match"):
+            sections.append(_Section(kind, args, tuple(options)))
+            kind, args, options = keyword, words, []
+        else:
+            options.append((keyword, words))
+    exact: dict[str, list[int]] = {}
+    general: list[int] = []
+    for index, section in enumerate(sections):
+        plain = section.kind == "host" and not any(
+            a.startswith("!") or "*" in a or "?" in a for a in section.args)
+        if not plain:
+            general.append(index)
+        for name in section.args if plain else ():
+            exact.setdefault(name.lower(), []).append(index)
+    return _Config(tuple(sections), {k: tuple(v) for k, v in exact.items()}, tuple(general))
+
+
 @functools.lru_cache(maxsize=32)
-def _parse(path: str, mtime_ns: int) -> tuple[Item, ...]:
+def _parse(path: str, mtime_ns: int) -> _Config:
     items: list[Item] = []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for raw in fh:
             words = _words(raw.strip())
             if words:
                 items.append((words[0].lower(), tuple(words[1:])))
-    return tuple(items)
+    return _sections(items)
 
 
-def _items(path: str) -> tuple[Item, ...]:
+def _config(path: str) -> _Config | None:
     try:
         return _parse(path, os.stat(path).st_mtime_ns)
     except OSError:
-        return ()
+        return None
 
 
 def _includes(args: tuple[str, ...], base: str) -> Iterator[str]:
@@ -100,7 +145,7 @@ class _Resolver:
             else:
                 arg, i = words[i], i + 1
                 subject = {"host": self.current_host(), "originalhost": self.original,
-                           "user": self.user or "", "localuser": getpass.getuser()}.get(word)
+                           "user": self.user or "", "localuser": _local_user()}.get(word)
                 # exec and unknown criteria never match: hostplane runs no config commands
                 ok = subject is not None and pattern_match(subject.lower(),
                                                            arg.lower().split(","))
@@ -108,26 +153,38 @@ class _Resolver:
                 return False
         return True
 
+    def _active(self, section: _Section) -> bool:
+        if section.kind == "host":
+            return pattern_match(self.original.lower(), [a.lower() for a in section.args])
+        return section.kind == "" or self._match(section.args)
+
     def walk(self, path: str, depth: int = 0) -> None:
-        active = True
+        config = _config(path)
+        if config is None:
+            return
         base = os.path.expanduser("~/.ssh")
-        for keyword, args in _items(path):
-            if keyword == "host":
-                active = pattern_match(self.original.lower(), [a.lower() for a in args])
-            elif keyword == "match":
-                active = self._match(args)
-            elif not active:
+        for index in config.candidates(self.original):
+            section = config.sections[index]
+            if not self._active(section):
                 continue
-            elif keyword == "include" and depth < _MAX_INCLUDE_DEPTH:
-                for included in _includes(args, base):
-                    self.walk(included, depth + 1)
-            elif keyword in KEYWORDS and args and keyword not in self.values:
-                self.values[keyword] = args if keyword in _MULTI else (args[0],)
+            for keyword, args in section.options:
+                if keyword == "include" and depth < _MAX_INCLUDE_DEPTH:
+                    for included in _includes(args, base):
+                        self.walk(included, depth + 1)
+                elif keyword in KEYWORDS and args and keyword not in self.values:
+                    self.values[keyword] = args if keyword in _MULTI else (args[0],)
+
+
+@functools.lru_cache(maxsize=1)
+def _local_user() -> str:
+    return getpass.getuser()
 
 
 def _expand(path: str, host: str, port: int | None, user: str | None) -> str:
-    table = {"%d": os.path.expanduser("~"), "%u": getpass.getuser(), "%h": host,
-             "%p": str(port or 22), "%r": user or getpass.getuser(), "%%": "%"}
+    if "%" not in path:
+        return os.path.expanduser(path) if path.startswith("~") else path
+    table = {"%d": os.path.expanduser("~"), "%u": _local_user(), "%h": host,
+             "%p": str(port or 22), "%r": user or _local_user(), "%%": "%"}
     out, i = [], 0
     while i < len(path):
         token = path[i:i + 2]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from control_server.transport import known_hosts as kh
 from control_server.transport import ssh_config
 from control_server.transport.base import TransportSettings
 from control_server.transport.ssh_options import (
@@ -120,3 +122,24 @@ def test_off_warnings_name_source_and_hosts(tmp_path: Path) -> None:
     assert "ssh_config (b)" in warnings[1]
     cli = TransportSettings(host_key_checking="off", ssh_config=tmp_path / "none")
     assert off_warnings([("a", host_key_plan("a", None, None, off, cli))]) == []
+
+
+def test_a_fleet_of_aliases_stays_linear(tmp_path: Path) -> None:
+    """1,000 Host blocks, 1,000 known_hosts lines, 1,000 hosts: each file parsed once, each
+    host found through an index, not a scan of every block and line."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    addr = [f"10.0.{i // 250}.{i % 250}" for i in range(1000)]
+    (tmp_path / "kh").write_text("".join(f"[{a}]:2222 {key}\n" for a in addr))
+    config = tmp_path / "config"
+    config.write_text("".join(
+        f"Host node{i:04d}\n  HostName {a}\n  Port 2222\n  UserKnownHostsFile {tmp_path}/kh\n"
+        for i, a in enumerate(addr)) + "Host *\n  User root\n")
+    settings = TransportSettings(ssh_config=config)
+    ssh_config._parse.cache_clear()
+    start = time.perf_counter()
+    for i, a in enumerate(addr):
+        plan = host_key_plan(f"node{i:04d}", None, None, HostSSHOptions(), settings)
+        assert plan.name() == f"[{a}]:2222"
+        assert kh.lookup(plan.files, plan.name()).known
+    assert time.perf_counter() - start < 3.0
+    assert ssh_config._parse.cache_info().misses == 1
