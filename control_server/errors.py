@@ -90,9 +90,9 @@ class TemplateError(InputError):
 
 
 class TemplateNotFound(TemplateError):
-    def __init__(self, name: str, searched: list[str]) -> None:
+    def __init__(self, name: str, searched: list[str], hint: str = "") -> None:
         where = ", ".join(searched) or "(no template folders)"
-        super().__init__(f"template {name!r} not found (searched: {where})")
+        super().__init__(f"template {name!r} not found{hint} (searched: {where})")
         self.name = name
         self.searched = searched
 

@@ -21,6 +21,7 @@ Rendering, in short:
 from __future__ import annotations
 
 import collections.abc as cabc
+import difflib
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -311,7 +312,12 @@ class TemplateLibrary:
             path = folder / (name + SUFFIX)
             if path.is_file():
                 return path
-        raise TemplateNotFound(name, self._searched())
+        close = difflib.get_close_matches(name, self._names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TemplateNotFound(name, self._searched(), hint)
+
+    def _names(self) -> list[str]:
+        return sorted({p.name[: -len(SUFFIX)] for f in self.folders for p in f.glob("*" + SUFFIX)})
 
     def _info(self, name: str, path: Path) -> TemplateInfo:
         stat = path.stat()

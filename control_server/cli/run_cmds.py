@@ -27,6 +27,8 @@ from control_server.extra_vars import parse_extra_vars
 from control_server.jsonl import JsonLinesSink
 from control_server.runner import RunOptions, RunResult
 from control_server.sequence import forms_of, redact
+from control_server.template_usage import unused_extra_vars
+from control_server.templating import TemplateLibrary
 from control_server.transport import TRANSPORTS, TransportSettings
 from control_server.transport.base import HOST_KEY_POLICIES
 from control_server.transport.ssh_options import CLI_OFF_WARNING, off_warnings
@@ -129,6 +131,9 @@ def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
     if not hosts:
         warn(["No hosts matched, nothing to do"])  # as Ansible: exit 0, no job
         sys.exit(0)
+    if isinstance(task, api.TemplateTask) and evars:
+        unused = unused_extra_vars(TemplateLibrary(config.templates_dirs), task.name, evars)
+        warn([unused] if unused else [])
     plans = api.plan_hosts(hosts, task, evars, config)
     warn(off_warnings((p.host, getattr(p.transport, "host_keys", None)) for p in plans))
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))

@@ -17,6 +17,7 @@ from control_server.cli.common import (
 )
 from control_server.extra_vars import parse_extra_vars
 from control_server.sequence import build_request
+from control_server.template_usage import unused_extra_vars
 from control_server.templating import TemplateLibrary
 
 
@@ -102,6 +103,8 @@ def render_cmd(
     warn(inv.warnings)
     evars = parse_extra_vars(list(extra_vars))
     library = TemplateLibrary(templates_dirs)
+    unused = unused_extra_vars(library, template, evars) if evars else None
+    warn([unused] if unused else [])
     out = {}
     for host in hosts:
         seq = library.render(template, {**host.vars, **evars}, host.name)

@@ -19,6 +19,7 @@ from control_server.placement import Instance, PlacementDecision, PlacementReque
 from control_server.service.context import Service
 from control_server.service.errors import RequestInvalid, from_input_error
 from control_server.service.models import ConfigurationRequest, PlacementSpec
+from control_server.template_usage import suggest
 from control_server.templating import TemplateInfo, TemplateLibrary
 
 PLACEMENT_EVENT = "placement"
@@ -46,8 +47,8 @@ def check_vars(info: TemplateInfo, values: dict[str, Any]) -> None:
         if name not in params:
             known = ", ".join(sorted(params)) or "none"
             raise RequestInvalid(["body", "vars", name],
-                                 f"{name!r} is not a param of template {info.name} "
-                                 f"(params: {known})", "unknown_param")
+                                 f"{name!r} is not a param of template {info.name}"
+                                 f"{suggest(name, params)} (params: {known})", "unknown_param")
 
 
 def resolve_pattern(service: Service, pattern: str) -> str:

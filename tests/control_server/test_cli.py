@@ -110,6 +110,20 @@ def test_bad_param_and_unknown_template(
     assert code == 1 and "'name'" in err
     code, _, err = _main(capsys, "render", "-i", str(local_inv), "all", "no_such_template")
     assert code == 1 and "no_such_template" in err and "not found" in err
+    code, _, err = _main(capsys, "run", "-i", str(local_inv), "all", "lanch_instance")
+    assert code == 1 and "(did you mean 'launch_instance'?)" in err
+
+
+@pytest.mark.parametrize("command", ["render", "run"])
+def test_extra_vars_no_template_reads_warn_once(
+    capsys: pytest.CaptureFixture[str], local_inv: Path, command: str
+) -> None:
+    args = [command, "-i", str(local_inv), "all", "launch_instance", "-e", "name=vm1",
+            "-e", "memory=lots", "-e", "ansible_user=root"]
+    _, _, err = _main(capsys, *args, *(["--check", "--no-record"] if command == "run" else []))
+    warnings = [line for line in err.splitlines() if "extra vars" in line]
+    assert warnings == ["[WARNING]: extra vars not used by template launch_instance (neither "
+                        "params nor in its text): 'memory' (did you mean 'memory_mib'?)"]
 
 
 def test_secret_params_never_printed(
