@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,12 +201,23 @@ def fingerprint(public_key: str) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
-def append(path: str, name: str, public_key: str) -> None:
-    """Record a new host's key the way ssh does (``[addr]:port keytype base64``)."""
-    target = Path(path)
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with target.open("a", encoding="ascii") as fh:
-        fh.write(f"{name} {public_key.strip()}\n")
+_APPEND = threading.Lock()  # paramiko connects in threads; asyncssh hosts share the loop
+
+
+def append(path: str, name: str, public_key: str) -> Lookup | None:
+    """Record a new host's key the way ssh does (``[addr]:port keytype base64``), unless
+    the name got an entry meanwhile (several inventory hosts behind one sshd learn it
+    at once). Returns that entry's lookup when it records a *different* key."""
+    with _APPEND:
+        found = lookup([path], name)
+        if found.known:
+            same = any(e.key == public_key.split()[1] for e in found.keys)
+            return None if same else found
+        target = Path(path)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with target.open("a", encoding="ascii") as fh:
+            fh.write(f"{name} {public_key.strip()}\n")
+    return None
 
 
 def mismatch_message(found: Lookup, offered: str | None = None) -> str:

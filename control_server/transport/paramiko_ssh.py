@@ -61,8 +61,10 @@ class _CheckHostKey(paramiko.MissingHostKeyPolicy):
 
     def learn(self) -> None:
         if self.learned is not None and self.plan.learn_file:
-            kh.append(self.plan.learn_file, self.name, self.learned)
-            self.learned = None
+            offered, self.learned = self.learned, None
+            clash = kh.append(self.plan.learn_file, self.name, offered)
+            if clash is not None:  # another connection just recorded a different key
+                raise HostKeyError(kh.mismatch_message(clash, offered), self.host)
 
 
 class ParamikoTransport(Transport):
@@ -114,10 +116,10 @@ class ParamikoTransport(Transport):
                 banner_timeout=self.settings.connect_timeout,
                 auth_timeout=self.settings.connect_timeout,
             )
+            check.learn()
         except BaseException:
             client.close()
             raise
-        check.learn()
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(int(self.settings.keepalive_interval))

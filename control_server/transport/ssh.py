@@ -106,8 +106,11 @@ class _Verifier:
 
     def learn(self) -> None:
         if self.learned is not None and self.found is not None and self.plan.learn_file:
-            kh.append(self.plan.learn_file, self.found.name, _public_text(self.learned))
+            offered = _public_text(self.learned)
             self.learned = None
+            clash = kh.append(self.plan.learn_file, self.found.name, offered)
+            if clash is not None:  # another connection just recorded a different key
+                raise HostKeyError(self.label + kh.mismatch_message(clash, offered), self.host)
 
 
 def _hop(spec: str) -> tuple[str | None, str, int | None]:
@@ -175,7 +178,11 @@ class AsyncSSHTransport(Transport):
             conn = await asyncssh.connect(**opts, **verifier.options())
         except asyncssh.HostKeyNotVerifiable as exc:
             raise verifier.error(exc) from None
-        verifier.learn()
+        try:
+            verifier.learn()
+        except HostKeyError:
+            conn.close()
+            raise
         return conn
 
     async def _jump(self, spec: str | None, depth: int = 0

@@ -121,3 +121,13 @@ def test_parsed_once_per_file_version_and_linear(tmp_path: Path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     kh.lookup([path], "x")
     assert kh._parse_file.cache_info().misses == 2  # a new version is read again
+
+
+def test_append_skips_a_name_learned_meanwhile_and_reports_a_clash(tmp_path: Path) -> None:
+    path = str(tmp_path / "known_hosts")
+    assert kh.append(path, "[h]:2", KEY_A) is None
+    assert kh.append(path, "[h]:2", KEY_A) is None  # a second host behind the same sshd
+    assert Path(path).read_text() == f"[h]:2 {KEY_A}\n"
+    clash = kh.append(path, "[h]:2", KEY_B)
+    assert clash is not None and clash.keys[0].where == f"{path}:1"
+    assert Path(path).read_text() == f"[h]:2 {KEY_A}\n"

@@ -119,6 +119,21 @@ def test_accept_new_adds_an_unknown_host_once(sshd: LoopbackSSHD) -> None:
     assert _touch(sshd).returncode == 0  # and strict now knows them
 
 
+@pytest.mark.parametrize("transport", ["ssh", "paramiko"])
+def test_accept_new_records_a_shared_sshd_once(sshd: LoopbackSSHD, transport: str) -> None:
+    """Several inventory hosts on one address:port learn its key at once: one line."""
+    sshd.write_client_files(aliases=False)
+    addr = sshd.address(0)
+    with sshd.inventory.open("a") as fh:
+        fh.writelines(f"twin{i} ansible_host={addr} ansible_port={sshd.port} ansible_user=root "
+                      f"ansible_ssh_private_key_file={sshd.client_key}\n" for i in range(4))
+    sshd.known_hosts.write_text("")
+    out = _touch(sshd, "-c", transport, "--host-key-checking", "accept-new")
+    assert out.returncode == 0, out.stdout + out.stderr
+    names = [line.split()[0] for line in sshd.known_hosts.read_text().splitlines()]
+    assert sorted(names) == sorted(f"[{a}]:{sshd.port}" for a in sshd.addresses().values())
+
+
 def _inventory_off(server: LoopbackSSHD) -> None:
     with server.inventory.open("a") as fh:
         fh.write("\n[nodes:vars]\nansible_ssh_common_args='-o StrictHostKeyChecking=no'\n")
