@@ -85,9 +85,8 @@ def plan_hosts(
     plans: list[HostPlan] = []
     for host in hosts:
         seq = _render(task, host, extra_vars, library)
-        request = build_request(
-            seq, uuid.uuid4().hex, check=opts.check, diff=opts.diff, deadline=deadline
-        )
+        request = build_request(seq, uuid.uuid4().hex, check=opts.check, diff=opts.diff,
+                                deadline=deadline, on_disconnect=opts.on_disconnect)
         target = connection_target(host)
         become = target.become if config.become is None else config.become
         python = target.python

@@ -2,8 +2,10 @@
 
 A sequence runs as ONE channel that execs the cached executor zipapp, or prints the
 "missing" marker without reading stdin; only then the zipapp is uploaded (once per host per
-version) and the channel is run again. After a lost connection, the executor's host-side
-journal is read back in one more channel, so no result is lost with a connection.
+version) and the channel is run again. The channel's stdin stays open: an explicit cancel
+(Ctrl-C, ``jobs cancel``) travels on it as a ``{"cancel": ...}`` line, while a lost
+connection only detaches the executor. After a lost connection, ``follow_journal`` follows
+the host-side journal in a new channel until the sequence's end, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from control_server.transport import Transport
 from host_executor import protocol
 
 EventHandler = Callable[[dict[str, Any]], None]
+CANCEL_MESSAGE = b'{"cancel": "cancelled by the control server"}\n'
 
 
 @dataclass
@@ -102,14 +105,15 @@ class Delivery:
         self, transport: Transport, request: dict[str, Any], on_event: EventHandler
     ) -> SequenceOutcome:
         """Run one request; upload the executor first only if the host reports it missing."""
-        payload = json.dumps(request, ensure_ascii=True, separators=(",", ":")).encode()
+        payload = json.dumps(request, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
         outcome = SequenceOutcome(None)
-        result = await transport.run(self.launcher(), payload, _LineParser(outcome, on_event).feed)
+        result = await transport.run(self.launcher(), payload,
+                                     _LineParser(outcome, on_event).feed, CANCEL_MESSAGE)
         if outcome.missing and result.exit_status == protocol.EXIT_MISSING:
             await self._upload(transport)
             outcome = SequenceOutcome(None, uploaded=True)
             result = await transport.run(
-                self.launcher(), payload, _LineParser(outcome, on_event).feed
+                self.launcher(), payload, _LineParser(outcome, on_event).feed, CANCEL_MESSAGE
             )
         outcome.exit_status = result.exit_status
         outcome.stderr = result.stderr.decode("utf-8", "replace")
@@ -134,6 +138,23 @@ class Delivery:
             result = await transport.run(
                 self.launcher(*args), b"", _LineParser(outcome, on_event).feed
             )
+        outcome.exit_status = result.exit_status
+        outcome.stderr = result.stderr.decode("utf-8", "replace")
+        return outcome
+
+    async def follow_journal(self, transport: Transport, request_id: str,
+                             on_event: EventHandler) -> SequenceOutcome:
+        """Follow a (detached) sequence's journal on the host until its ``done``; the
+        outcome's events end with an ``error`` ``executor_died`` when it died without one."""
+        args = ("--journal", request_id, "--follow")
+        outcome = SequenceOutcome(None)
+        result = await transport.run(self.launcher(*args), b"",
+                                     _LineParser(outcome, on_event).feed, CANCEL_MESSAGE)
+        if outcome.missing and result.exit_status == protocol.EXIT_MISSING:
+            await self._upload(transport)  # any version reads any journal
+            outcome = SequenceOutcome(None, uploaded=True)
+            result = await transport.run(self.launcher(*args), b"",
+                                         _LineParser(outcome, on_event).feed, CANCEL_MESSAGE)
         outcome.exit_status = result.exit_status
         outcome.stderr = result.stderr.decode("utf-8", "replace")
         return outcome

@@ -33,7 +33,7 @@ from control_server.events import (
     StepCounts,
 )
 from control_server.inventory import Inventory
-from control_server.runner import HostPlan, RunResult, exit_code_for
+from control_server.runner import RESUMABLE_KINDS, HostPlan, RunResult, exit_code_for
 from control_server.store.jobspec import JobRequest, new_job
 from control_server.store.jobstore import JobStore
 from control_server.store.records import (
@@ -171,7 +171,13 @@ def finish_job(store: JobStore, job_id: int, sink: StoreSink | None = None) -> J
     code = exit_code_for(list(results.values()))
     stopped = next((r.error for r in results.values() if r.status == HOST_SKIPPED and r.error),
                    None)
-    if unfinished:
+    open_ = [h for h, r in results.items() if r.error_kind in RESUMABLE_KINDS]
+    if open_ and not unfinished:
+        # Still running after a lost connection, or its executor died: not an outcome yet.
+        store.set_state(job_id, INTERRUPTED, error=f"no outcome yet for {', '.join(open_)}: "
+                        "`hostplane jobs resume` follows or continues them",
+                        exit_code=code, stopped_early=stopped)
+    elif unfinished:
         store.set_state(job_id, FAILED, error=f"no result for {', '.join(unfinished)}",
                         exit_code=code or 2, stopped_early=stopped)
     elif code == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,6 +36,13 @@ from control_server.transport import Transport
 from host_executor import protocol
 
 Redactor = Callable[[Any], Any]
+# A host's outcome is not known yet (the job stays resumable): still running after a lost
+# connection, or its executor died before the sequence's end.
+LOST_RUNNING = "connection_lost"
+EXECUTOR_DIED = "executor_died"
+RESUMABLE_KINDS = frozenset((LOST_RUNNING, EXECUTOR_DIED))
+REATTACH_FIRST_DELAY = 0.5
+REATTACH_MAX_DELAY = 10.0
 
 
 @dataclass
@@ -56,6 +64,8 @@ class RunOptions:
     check: bool = False
     diff: bool = False
     timeout: float | None = None  # per host, for the whole sequence
+    on_disconnect: str = "detach"  # or "abort": a lost connection cancels the sequence
+    reattach_timeout: float = 120.0  # how long to try to reattach after a lost connection
 
 
 @dataclass(frozen=True)
@@ -106,10 +116,12 @@ def batches(count: int, serial: str | None) -> list[int]:
 class _HostRun:
     """Runs one host and turns its executor events into counts and a final result."""
 
-    def __init__(self, plan: HostPlan, stream: EventStream, timeout: float | None) -> None:
+    def __init__(self, plan: HostPlan, stream: EventStream, timeout: float | None,
+                 reattach_timeout: float = 120.0) -> None:
         self.plan = plan
         self.stream = stream
         self.timeout = timeout
+        self.reattach_timeout = reattach_timeout
         self.counts = StepCounts()
         self.failed_steps: list[dict[str, Any]] = []
         self.seen: set[tuple[str, int | None]] = set()
@@ -168,28 +180,60 @@ class _HostRun:
         return await self.plan.delivery.run(self.plan.transport, self.plan.request, self.on_event)
 
     async def _recover(self, exc: TransportError, start: float) -> HostFinished:
-        """The connection died mid-sequence: reconnect once and read the host's journal."""
+        """The connection died mid-sequence. The executor goes on alone (it detached):
+        reconnect with backoff and follow its journal to the end, then report the real
+        outcome. A journal without its end is never a result."""
         if not self.hello:
             return self._finish(HOST_UNREACHABLE, start, error=exc.reason, error_kind=exc.kind)
+        request_id = str(self.plan.request["id"])
+        deadline = time.monotonic() + self.reattach_timeout
+        delay, last = REATTACH_FIRST_DELAY, exc.reason
+        while True:
+            try:
+                outcome = await self._follow(request_id)
+                break
+            except TransportError as again:
+                last = again.reason
+            except ExecutorError as again:
+                return self._finish(HOST_FAILED, start, error_kind="executor",
+                                    error=f"connection lost ({exc.reason}); the journal could "
+                                          f"not be followed: {again.reason}")
+            if time.monotonic() + delay > deadline:
+                return self._finish(
+                    HOST_UNREACHABLE, start, error_kind=LOST_RUNNING,
+                    error=f"connection lost ({exc.reason}), still running: not reattached "
+                          f"within {self.reattach_timeout:g} s ({last}); `jobs resume` follows "
+                          "it to its end",
+                )
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, REATTACH_MAX_DELAY)
+        return self._from_journal(outcome, exc, start)
+
+    async def _follow(self, request_id: str) -> SequenceOutcome:
         transport = self.plan.transport
-        try:
-            await transport.close()
-            await transport.connect()
-            events = await self.plan.delivery.fetch_journal(transport, self.plan.request["id"])
-        except (TransportError, ExecutorError) as again:
-            return self._finish(
-                HOST_UNREACHABLE,
-                start,
-                error=f"{exc.reason}; journal not read back: {again.reason}",
-                error_kind=exc.kind,
-            )
-        for event in events:
-            self.on_event(event)
-        done = next((e for e in reversed(events) if e.get("event") == "done"), None)
-        rc = done.get("exit") if done else None
-        status = HOST_OK if rc == 0 else HOST_FAILED
-        note = f"connection lost ({exc.reason}); results read back from the host's journal"
-        return self._finish(status, start, error=note, error_kind="connection_lost", executor_rc=rc)
+        await transport.close()
+        await transport.connect()
+        return await self.plan.delivery.follow_journal(transport, request_id, self.on_event)
+
+    def _from_journal(self, outcome: SequenceOutcome, exc: TransportError,
+                      start: float) -> HostFinished:
+        died = next((e for e in outcome.events if e.get("event") == "error"
+                     and e.get("code") == "executor_died"), None)
+        done = outcome.done
+        if done is None:
+            why = died.get("message") if died else (outcome.stderr.strip()[-500:] or
+                                                    "the journal ended without a result")
+            return self._finish(HOST_FAILED, start, error_kind=EXECUTOR_DIED,
+                                error=f"connection lost ({exc.reason}); executor died: {why}; "
+                                      "`jobs resume` continues from the first unfinished step")
+        rc = done.get("exit")
+        note = f"connection lost ({exc.reason}); reattached and followed the journal to the end"
+        if rc == protocol.EXIT_OK:
+            return self._finish(HOST_OK, start, error=note, error_kind="reattached", executor_rc=rc)
+        step = self.failed_steps[0] if self.failed_steps else {}
+        why = f"step {step.get('name')!r} failed" if step else "a step failed"
+        return self._finish(HOST_FAILED, start, error=f"{why} ({note})", error_kind="step",
+                            executor_rc=rc if isinstance(rc, int) else None)
 
     def _from_outcome(self, outcome: SequenceOutcome, start: float) -> HostFinished:
         rc = outcome.exit_status
@@ -224,7 +268,8 @@ async def execute(
 
     async def one(plan: HostPlan) -> None:
         async with sem:
-            result = await _HostRun(plan, stream, options.timeout).run()
+            result = await _HostRun(plan, stream, options.timeout,
+                                    options.reattach_timeout).run()
         results[plan.host] = result
         stream.emit(result)
 

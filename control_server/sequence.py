@@ -288,6 +288,7 @@ def build_request(
     check: bool = False,
     diff: bool = False,
     deadline: float | None = None,
+    on_disconnect: str = "detach",
 ) -> dict[str, Any]:
     """The executor request for a sequence, validated by ``protocol.validate_request``."""
     doc = protocol.make_request(
@@ -299,6 +300,7 @@ def build_request(
         deadline=deadline,
         on_failure=seq.on_failure,
         redact=sorted(seq.secret_values),
+        on_disconnect=on_disconnect,
     )
     try:
         return protocol.validate_request(doc)

@@ -25,6 +25,7 @@ from control_server.service.bus import Bus, CommitNotifier, job_topic
 from control_server.service.state import FleetState
 from control_server.store.jobstore import JobStore
 from control_server.store.records import INTERRUPTED, QUEUED
+from control_server.transport.base import STOP
 
 log = logging.getLogger("hostplane.serve")
 FACTS_TEMPLATE = "host_facts"
@@ -89,6 +90,7 @@ class JobRunner:
             log.info("waiting up to %gs for %d running job(s)", drain, len(pending))
             await asyncio.wait(pending, timeout=drain)
         pending = [t for t in self.tasks.values() if not t.done()]
+        STOP.mode = "detach"  # a server going away is no cancel: the executors go on
         for task in pending:
             task.cancel()
         if pending:

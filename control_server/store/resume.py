@@ -1,16 +1,19 @@
-"""``jobs resume``: take up a job whose control server died mid-run.
+"""``jobs resume``: take up a job whose control server died, or whose hosts have no outcome
+yet (connection lost and not reattached, or executor died).
 
-For each host that was running when it died, the host's journal of that request is read
-back first (the executor journals every event on the host, see ``host_executor.journal``):
+For each host that was running, the host's journal of that request is followed (for up to
+``journal_wait`` s: the executor journals every event on the host, see
+``host_executor.journal``, and goes on alone after a lost connection):
 
-- the sequence ended on its own (``done``, or an ``error`` such as a lock not acquired):
-  its events that never reached the store, and its result, are recorded; it is not run
-  again;
-- the executor saw the control server go and stopped (``done`` with ``interrupted``), or
-  never got the request (no journal): the host runs again, with a new request id;
-- the sequence is still running (a journal without its end, after ``journal_wait``): the
-  host is left alone, and the job stays ``interrupted`` for a later resume (``force``
-  runs it again anyway: steps are idempotent, but two executors would then overlap).
+- the sequence ended (``done``, or an ``error`` such as a lock not acquired): its events
+  that never reached the store, and its result, are recorded; it is not run again;
+- the executor died without an end (its journal lock is free), it was cancelled, or it
+  never got the request (no journal): the host runs again with a new request id that
+  skips every step with a recorded ``step_end`` (exactly once: ``resume`` in the request,
+  undo data kept) — unless that attempt rolled back, which undid them;
+- the sequence is still running after ``journal_wait``: the host is left alone, and the
+  job stays ``interrupted`` for a later resume (``force`` runs it again anyway, as a new
+  request: two executors would then overlap, so only for a host known to be wedged).
 
 Hosts never started run as well; all as part of the same job, which then ends
 ``succeeded`` or ``failed`` from every host's outcome.
@@ -35,7 +38,7 @@ from control_server.events import (
     StepCounts,
 )
 from control_server.inventory import Inventory
-from control_server.runner import HostPlan
+from control_server.runner import RESUMABLE_KINDS, HostPlan
 from control_server.store.jobspec import request_from_job
 from control_server.store.jobstore import JobStore
 from control_server.store.records import (
@@ -43,6 +46,7 @@ from control_server.store.records import (
     HOST_RUNNING,
     INTERRUPTED,
     RUNNING,
+    HostRecord,
     JobRecord,
 )
 
@@ -61,7 +65,7 @@ class ResumeOutcome:
 @dataclass
 class _Journal:
     events: list[dict[str, Any]]
-    verdict: str  # finished | interrupted | running | missing | unreachable
+    verdict: str  # finished | interrupted | died | running | missing | unreachable
     detail: str = ""
 
 
@@ -69,44 +73,59 @@ def _end_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((e for e in reversed(events) if e.get("event") in ("done", "error")), None)
 
 
-async def _fetch(plan: HostPlan, request_id: str) -> list[dict[str, Any]]:
-    """The journal's events; [] if the host has no journal for the request."""
-    events = await plan.delivery.fetch_journal(plan.transport, request_id)
-    if events:
-        return events
-    # [] also means "this executor version is not on the host" (the control server was
-    # upgraded, or the cache cleaned): any version reads any journal, so upload and ask.
-    upload = await plan.transport.run(plan.delivery.upload(), plan.delivery.bundle.data,
-                                      lambda _line: None)
-    if upload.exit_status != 0:
-        raise ExecutorError("could not upload the executor to read the journal")
-    return await plan.delivery.fetch_journal(plan.transport, request_id)
-
-
 async def read_journal(plan: HostPlan, request_id: str, wait: float) -> _Journal:
-    """The host's journal of ``request_id``, waiting up to ``wait`` s for it to end."""
-    deadline = time.monotonic() + wait
+    """Follow the host's journal of ``request_id`` to its end, for up to ``wait`` s."""
+    events: list[dict[str, Any]] = []
     try:
         await plan.transport.connect()
     except TransportError as exc:
         return _Journal([], "unreachable", exc.reason)
     try:
-        while True:
-            try:
-                events = await _fetch(plan, request_id)
-            except ExecutorError as exc:
-                return _Journal([], "missing", exc.reason)
-            end = _end_of(events)
-            if end is not None:
-                verdict = "interrupted" if end.get("interrupted") else "finished"
-                return _Journal(events, verdict, str(end.get("reason") or ""))
-            if time.monotonic() >= deadline:
+        if wait <= 0:  # a look, not a follow
+            events = await plan.delivery.fetch_journal(plan.transport, request_id)
+            if _end_of(events) is None:
                 return _Journal(events, "running", "the journal has no end yet")
-            await asyncio.sleep(JOURNAL_POLL)
+        else:
+            await asyncio.wait_for(
+                plan.delivery.follow_journal(plan.transport, request_id, events.append), wait)
+    except TimeoutError:
+        return _Journal(_steps(events), "running", "the journal has no end yet")
     except TransportError as exc:
         return _Journal([], "unreachable", exc.reason)
+    except ExecutorError as exc:  # the executor could not be uploaded to read the journal
+        return _Journal([], "missing", exc.reason)
     finally:
         await plan.transport.close()
+    error = next((e for e in events if e.get("event") == "error"
+                  and e.get("code") in ("unknown_journal", "executor_died")), None)
+    if error is not None and error.get("code") == "unknown_journal":
+        return _Journal([], "missing", str(error.get("message") or ""))
+    if error is not None:
+        return _Journal(_steps(events), "died", str(error.get("message") or ""))
+    end = _end_of(events) or {}
+    verdict = "interrupted" if end.get("interrupted") else "finished"
+    return _Journal(events, verdict, str(end.get("reason") or ""))
+
+
+def _steps(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sequence's own events (not the follower's ``error``)."""
+    return [e for e in events if not (e.get("event") == "error"
+                                      and e.get("code") == "executor_died")]
+
+
+def finished_steps(store: JobStore, job_id: int, host: str) -> list[dict[str, Any]]:
+    """Every step of ``host`` that finished (a ``step_end`` not failed, from any attempt),
+    for the executor's ``resume`` field: those steps are never run again."""
+    done: dict[int, dict[str, Any]] = {}
+    for stored in store.events(job_id, host=host, kinds=("executor",)):
+        event = stored.payload.get("event", {})
+        if event.get("event") != "step_end" or not isinstance(event.get("index"), int):
+            continue
+        # A step cut short (a cancel) failed without finishing: it is run again.
+        if event.get("status") != "failed" or event.get("ignored"):
+            done[event["index"]] = {"index": event["index"], "status": event.get("status"),
+                                    "data": event.get("data")}
+    return [done[i] for i in sorted(done)]
 
 
 def journal_result(host: str, events: list[dict[str, Any]], duration: float) -> HostFinished:
@@ -157,6 +176,25 @@ def _record_journal(store: JobStore, sink: Sink, job_id: int, plan: HostPlan,
                                  duration))
 
 
+def _open(host: HostRecord) -> bool:
+    """No outcome yet: not started, running, or lost/died (resumable) in an earlier run."""
+    if host.state in (HOST_PENDING, HOST_RUNNING):
+        return True
+    return bool(host.result and host.result.get("error_kind") in RESUMABLE_KINDS)
+
+
+def _continue_after(store: JobStore, job_id: int, plan: HostPlan, journal: _Journal | None
+                    ) -> None:
+    """Exactly once: the new request skips every step that has a ``step_end`` (its undo
+    data kept) — unless the last attempt rolled back, which undid them."""
+    end = _end_of(journal.events) if journal is not None else None
+    if end is not None and end.get("rolled_back") is not None:
+        return
+    finished = finished_steps(store, job_id, plan.host)
+    if finished:
+        plan.request["resume"] = finished
+
+
 def _load(store: JobStore, job_id: int, extra_vars: Mapping[str, Any] | None
           ) -> tuple[JobRecord, api.Task, api.RunConfig, dict[str, HostPlan]]:
     store.mark_interrupted_on_startup()
@@ -169,7 +207,7 @@ def _load(store: JobStore, job_id: int, extra_vars: Mapping[str, Any] | None
     if not request.inventory_sources:
         raise InputError(f"job {job_id} has no inventory sources stored: cannot resume it")
     inventory = Inventory.load(list(request.inventory_sources), cwd=request.cwd)
-    unfinished = [h.host for h in job.hosts if h.state in (HOST_PENDING, HOST_RUNNING)]
+    unfinished = [h.host for h in job.hosts if _open(h)]
     hosts = [inventory.host(name) for name in unfinished]
     plans = api.plan_hosts(hosts, request.task, request.extra_vars, request.config)
     return job, request.task, request.config, {p.host: p for p in plans}
@@ -182,7 +220,8 @@ async def resume_job(store: JobStore, job_id: int, extra_vars: Mapping[str, Any]
     job, task, config, plans = _load(store, job_id, extra_vars)
     store.take_over(job_id, {})
     store.set_state(job_id, RUNNING)
-    lost = {h.host: h for h in job.hosts if h.state == HOST_RUNNING and h.request_id}
+    lost = {h.host: h for h in job.hosts if h.request_id and h.host in plans
+            and (h.state == HOST_RUNNING or (h.state != HOST_PENDING and _open(h)))}
     journals = await asyncio.gather(*(
         read_journal(plans[name], str(h.request_id), journal_wait) for name, h in lost.items()
     ))
@@ -199,6 +238,9 @@ async def resume_job(store: JobStore, job_id: int, extra_vars: Mapping[str, Any]
         store.record_note(job_id, JOURNAL_EVENT, {"host": name, "verdict": verdict}, host=name)
     finished = {n for n, j in zip(lost, journals, strict=True) if j.verdict == "finished"}
     outcome.rerun = [n for n in plans if n not in finished and n not in outcome.still_running]
+    verdicts = dict(zip(lost, journals, strict=True))
+    for name in outcome.rerun:
+        _continue_after(store, job_id, plans[name], verdicts.get(name))
     store.take_over(job_id, {n: str(plans[n].request["id"]) for n in outcome.rerun})
     rerun = [plans[n] for n in outcome.rerun]
     if outcome.still_running:

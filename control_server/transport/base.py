@@ -62,6 +62,24 @@ class LineSplitter:
 
 
 READ_CHUNK = 1 << 16
+# After a cancel message, how long a channel waits for the executor's last events (the
+# killed step's end, the rollback, ``done``) before it closes; the executor goes on alone.
+CANCEL_GRACE = 10.0
+
+
+class StopIntent:
+    """What a cancelled run means in this process: ``cancel`` (Ctrl-C, ``jobs cancel``: the
+    executor is told to stop) or ``detach`` (the process is shutting down: its executors
+    go on alone and another server, or ``jobs resume``, follows them)."""
+
+    mode = "cancel"
+
+    @property
+    def explicit(self) -> bool:
+        return self.mode == "cancel"
+
+
+STOP = StopIntent()
 
 
 @dataclass(frozen=True)
@@ -85,9 +103,14 @@ class Transport(ABC):
         """Open the connection; raise a ``TransportError`` subclass naming why it failed."""
 
     @abstractmethod
-    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler,
+                  cancel_message: bytes | None = None) -> ChannelResult:
         """Run ``command`` (a POSIX shell command line) in one channel; feed ``stdin``, close
-        it, call ``on_line`` for every stdout line as it arrives, return the exit status."""
+        it, call ``on_line`` for every stdout line as it arrives, return the exit status.
+
+        With ``cancel_message``, stdin stays open; when the awaiting task is cancelled the
+        message is written to stdin and the channel's last lines are read (up to
+        ``CANCEL_GRACE`` s) before it closes. Without it, a cancelled run just closes."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Awaitable, Callable
 
 from control_server.transport.base import (
+    CANCEL_GRACE,
     READ_CHUNK,
+    STOP,
     ChannelResult,
     LineHandler,
     LineSplitter,
@@ -20,7 +24,8 @@ class LocalTransport(Transport):
     async def connect(self) -> None:
         return None
 
-    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler,
+                  cancel_message: bytes | None = None) -> ChannelResult:
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh",
             "-c",
@@ -32,25 +37,26 @@ class LocalTransport(Transport):
         )
         assert proc.stdin and proc.stdout and proc.stderr
         stderr_task = asyncio.ensure_future(proc.stderr.read())
+        splitter = LineSplitter(on_line)
+
+        async def read_all() -> None:
+            assert proc.stdout is not None
+            while chunk := await proc.stdout.read(READ_CHUNK):
+                splitter.feed(chunk)
+            splitter.close()
+
         try:
             try:
                 proc.stdin.write(stdin)
                 await proc.stdin.drain()
-                proc.stdin.close()
+                if cancel_message is None:
+                    proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the command exited without reading its input (e.g. executor missing)
-            splitter = LineSplitter(on_line)
-            while chunk := await proc.stdout.read(READ_CHUNK):
-                splitter.feed(chunk)
-            splitter.close()
+            await read_all()
             status = await proc.wait()
         except asyncio.CancelledError:
-            # Closing our ends is what the executor watches for: it then kills its step.
-            proc.stdin.close()
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGHUP)
-            # Reap it, so no process (or asyncio transport) outlives the cancelled run.
-            await asyncio.shield(asyncio.wait_for(proc.wait(), 10))
+            await asyncio.shield(self._cancel(proc, cancel_message, read_all))
             stderr_task.cancel()
             raise
         stderr = await stderr_task
@@ -58,6 +64,26 @@ class LocalTransport(Transport):
         if status < 0:
             sig = signal.Signals(-status).name
         return ChannelResult(status if status >= 0 else None, stderr, sig)
+
+    @staticmethod
+    async def _cancel(proc: asyncio.subprocess.Process, message: bytes | None,
+                      read_all: Callable[[], Awaitable[None]]) -> None:
+        """An explicit cancel: the message (or SIGTERM), the last events, then reap it, so
+        no process (or asyncio transport) outlives the cancelled run."""
+        assert proc.stdin is not None
+        if not STOP.explicit:  # shutting down: the executor goes on alone
+            proc.stdin.close()
+            return
+        with contextlib.suppress(OSError, TimeoutError):
+            if message is not None:
+                proc.stdin.write(message)
+                await proc.stdin.drain()
+            elif proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(read_all(), CANCEL_GRACE)
+        proc.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), CANCEL_GRACE)
 
     async def close(self) -> None:
         return None

@@ -10,6 +10,7 @@ the only module that imports paramiko.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -21,6 +22,8 @@ from control_server.errors import AuthError, ConnectError, HostKeyError, Transpo
 from control_server.inventory import ConnectionTarget
 from control_server.transport import known_hosts as kh
 from control_server.transport.base import (
+    CANCEL_GRACE,
+    STOP,
     ChannelResult,
     LineHandler,
     LineSplitter,
@@ -155,7 +158,8 @@ class ParamikoTransport(Transport):
                     f"{exc} (gave up after {self._limiter.retries} retries)", self.target.host
                 ) from None
 
-    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler,
+                  cancel_message: bytes | None = None) -> ChannelResult:
         if self._client is None:
             await self.connect()
         assert self._client is not None
@@ -163,6 +167,7 @@ class ParamikoTransport(Transport):
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         stderr = bytearray()
         stop = threading.Event()
+        channels: list[paramiko.Channel] = []
 
         def pump() -> int:
             assert self._client is not None
@@ -170,11 +175,13 @@ class ParamikoTransport(Transport):
             if transport is None or not transport.is_active():
                 raise TransportError("connection lost", self.target.host)
             chan = transport.open_session()
+            channels.append(chan)
             try:
                 chan.exec_command(command)
                 try:
                     chan.sendall(stdin)
-                    chan.shutdown_write()
+                    if cancel_message is None:  # else stdin stays open for a cancel message
+                        chan.shutdown_write()
                 except OSError:
                     pass  # the command exited without reading its input (executor missing)
                 def hand_over(line: bytes) -> None:
@@ -203,11 +210,25 @@ class ParamikoTransport(Transport):
                 on_line(line)
             status = await task
         except asyncio.CancelledError:
+            if cancel_message is not None and channels and STOP.explicit:
+                await asyncio.shield(self._cancel(channels[0], cancel_message, queue, on_line))
             stop.set()
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"connection lost: {exc}", self.target.host) from None
         return ChannelResult(status if status >= 0 else None, bytes(stderr))
+
+    @staticmethod
+    async def _cancel(chan: paramiko.Channel, message: bytes,
+                      queue: asyncio.Queue[bytes | None], on_line: LineHandler) -> None:
+        """Send the cancel message, then hand over the channel's last lines for a while."""
+        async def drain() -> None:
+            while (line := await queue.get()) is not None:
+                on_line(line)
+
+        with contextlib.suppress(OSError, paramiko.SSHException, TimeoutError):
+            await asyncio.to_thread(chan.sendall, message)
+            await asyncio.wait_for(drain(), CANCEL_GRACE)
 
     async def close(self) -> None:
         if self._client is not None:

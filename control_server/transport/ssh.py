@@ -22,7 +22,9 @@ from control_server.errors import AuthError, ConnectError, HostKeyError, Transpo
 from control_server.inventory import ConnectionTarget
 from control_server.transport import known_hosts as kh
 from control_server.transport.base import (
+    CANCEL_GRACE,
     READ_CHUNK,
+    STOP,
     ChannelResult,
     LineHandler,
     LineSplitter,
@@ -268,7 +270,8 @@ class AsyncSSHTransport(Transport):
 
     # --- channels ---------------------------------------------------------------------
 
-    async def run(self, command: str, stdin: bytes, on_line: LineHandler) -> ChannelResult:
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler,
+                  cancel_message: bytes | None = None) -> ChannelResult:
         if self._conn is None:
             await self.connect()
         assert self._conn is not None
@@ -277,19 +280,29 @@ class AsyncSSHTransport(Transport):
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(f"cannot open a channel: {exc}", self.target.host) from None
         stderr_task = asyncio.ensure_future(proc.stderr.read())
-        try:
-            try:
-                proc.stdin.write(stdin)
-                proc.stdin.write_eof()
-            except (asyncssh.Error, BrokenPipeError, ConnectionResetError):
-                pass  # the command exited without reading its input (executor missing)
-            splitter = LineSplitter(on_line)
+        splitter = LineSplitter(on_line)
+
+        async def read_all() -> None:
             while chunk := await proc.stdout.read(READ_CHUNK):
                 splitter.feed(chunk)
             splitter.close()
+
+        try:
+            try:
+                proc.stdin.write(stdin)
+                if cancel_message is None:  # else stdin stays open for a cancel message
+                    proc.stdin.write_eof()
+            except (asyncssh.Error, BrokenPipeError, ConnectionResetError):
+                pass  # the command exited without reading its input (executor missing)
+            await read_all()
             completed = await proc.wait()
         except asyncio.CancelledError:
-            proc.close()  # closing the channel is the executor's "controller gone" signal
+            if cancel_message is not None and STOP.explicit:  # say so, take the last events
+                with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+                    proc.stdin.write(cancel_message)
+                    await asyncio.wait_for(read_all(), CANCEL_GRACE)
+            proc.close()  # a closed channel alone only detaches the executor
+            stderr_task.cancel()
             raise
         except (asyncssh.Error, OSError) as exc:
             stderr_task.cancel()

@@ -30,6 +30,7 @@ from control_server.store.records import (
 )
 from control_server.store.schema import events, job_hosts
 from control_server.store.schema import jobs as jobs_table
+from control_server.transport.base import STOP
 
 
 def _request(inv: Path, task: api.Task, templates: Path, **extra: object) -> JobRequest:
@@ -151,9 +152,13 @@ async def test_cancelled_otherwise_the_job_is_left_interrupted(
     job = jobs.prepare_job(store, request, Inventory.load([str(local_inv)]))
     task = asyncio.create_task(jobs.execute_job(store, job))
     await _until_step_started(store, job.id)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    STOP.mode = "detach"  # what serve's shutdown says before it cancels its jobs
+    try:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        STOP.mode = "cancel"
     record = store.get_job(job.id)
     assert record is not None and record.state == INTERRUPTED
     assert record.hosts[0].state == "running"  # what resume reads the journal back for
