@@ -75,6 +75,14 @@ def run_options(func: F) -> F:
         click.option("-b", "--become", is_flag=True, default=None,
                      help="Run the executor through sudo -n."),
         click.option("-v", "--verbose", is_flag=True, help="Print every step as it ends."),
+        click.option("--on-disconnect", type=click.Choice(["detach", "abort"]),
+                     default="detach", show_default=True,
+                     help="A lost connection: the sequence goes on and is reattached "
+                          "(detach), or is cancelled on the host (abort)."),
+        click.option("--reattach-timeout", type=float, default=120.0, show_default=True,
+                     metavar="S", help="How long to try to reattach after a lost connection."),
+        click.option("--keepalive", type=float, default=15.0, show_default=True, metavar="S",
+                     help="SSH keepalive interval; 3 unanswered = connection lost."),
         *jobs_cmds.RECORD_OPTIONS,  # --db, --no-record
     ]
     for deco in reversed(decorators):
@@ -93,6 +101,8 @@ def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.Ru
             check=kw["check"],
             diff=kw["diff"],
             timeout=kw["timeout"],
+            on_disconnect=kw["on_disconnect"],
+            reattach_timeout=kw["reattach_timeout"],
         ),
         transport=TransportSettings(
             host_key_checking=kw["host_key_checking"],
@@ -100,6 +110,7 @@ def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.Ru
             ssh_config=kw["ssh_config"],
             connect_timeout=kw["connect_timeout"],
             handshake_limit=kw["handshakes"],
+            keepalive_interval=kw["keepalive"],
         ),
         transport_override=kw["transport"],
         templates_dirs=templates_dirs,

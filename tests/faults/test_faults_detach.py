@@ -1,0 +1,129 @@
+"""A lost connection never abandons work; only an explicit cancel stops it (real sshd).
+
+Each test cuts the SSH session for real — the sshd processes serving it SIGKILLed, or
+SIGSTOPped past the keepalive — or interrupts the CLI with SIGINT, and checks through a
+marker file on the "host" that every step's side effect happened exactly once (or, when
+cancelled, not at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from sshd_harness import LoopbackSSHD
+
+HOSTPLANE = ".venv/bin/hostplane"
+
+
+def _start(server: LoopbackSSHD, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([HOSTPLANE, "exec", *server.cli_args(), "all", "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=server.env())
+
+
+def _sessions(server: LoopbackSSHD) -> list[int]:
+    """Every sshd process under the listener (the per-connection monitor and session)."""
+    assert server.proc is not None
+    found, todo = [], [server.proc.pid]
+    while todo:
+        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
+        for pid in map(int, out.stdout.split()):
+            todo.append(pid)
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == "sshd":
+                found.append(pid)
+    return found
+
+
+def _wait_for(path: Path, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else ""):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
+        time.sleep(0.05)
+
+
+def _host_end(stdout: str) -> dict[str, object]:
+    ends = [e for e in map(json.loads, stdout.splitlines()) if e.get("kind") == "host_end"]
+    assert len(ends) == 1, stdout
+    return ends[0]
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def test_killed_session_the_sequence_finishes_and_is_reattached(sshd_factory) -> None:  # type: ignore[no-untyped-def]
+    server = sshd_factory(count=1)
+    marker = server.home / "marker"
+    run = _start(server, "--shell", "--", f"echo start >> {marker}; sleep 2; echo once >> {marker}")
+    _wait_for(marker, "start")
+    sessions = _sessions(server)
+    assert sessions
+    _signal_all(sessions, signal.SIGKILL)  # the connection is gone: nobody reads the step
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 0, err + out
+    end = _host_end(out)
+    assert end["status"] == "ok" and end["error_kind"] == "reattached", end
+    assert marker.read_text() == "start\nonce\n"  # ran to its end, exactly once
+
+
+def test_paused_past_the_keepalive_then_reattached(sshd_factory) -> None:  # type: ignore[no-untyped-def]
+    server = sshd_factory(count=1)
+    marker = server.home / "marker"
+    run = _start(server, "--keepalive", "0.5", "--shell", "--",
+                 f"echo start >> {marker}; sleep 4; echo once >> {marker}")
+    _wait_for(marker, "start")
+    paused = _sessions(server)
+    _signal_all(paused, signal.SIGSTOP)
+    try:
+        # 3 unanswered keepalives (1.5 s) lose the connection; a new one reattaches.
+        out, err = run.communicate(timeout=90)
+    finally:
+        _signal_all(paused, signal.SIGCONT)
+    assert run.returncode == 0, err + out
+    end = _host_end(out)
+    assert end["status"] == "ok" and end["error_kind"] == "reattached", end
+    _wait_for(marker, "once")
+    assert marker.read_text() == "start\nonce\n"
+
+
+def test_abort_on_disconnect_stops_the_step(sshd_factory) -> None:  # type: ignore[no-untyped-def]
+    server = sshd_factory(count=1)
+    marker = server.home / "marker"
+    run = _start(server, "--on-disconnect", "abort", "--shell", "--",
+                 f"echo start >> {marker}; sleep 3; echo late >> {marker}")
+    _wait_for(marker, "start")
+    _signal_all(_sessions(server), signal.SIGKILL)
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 2, err + out
+    end = _host_end(out)
+    assert end["status"] == "failed", end
+    time.sleep(3.5)
+    assert marker.read_text() == "start\n"  # cancelled on the host: never finished
+
+
+def test_ctrl_c_cancels_on_the_host(sshd_factory) -> None:  # type: ignore[no-untyped-def]
+    server = sshd_factory(count=1)
+    marker = server.home / "marker"
+    run = _start(server, "--shell", "--", f"echo start >> {marker}; sleep 4; echo late >> {marker}")
+    _wait_for(marker, "start")
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err + out
+    assert "Traceback" not in err
+    executor_events = [e["event"]["event"] for e in map(json.loads, out.splitlines())
+                       if e.get("kind") == "executor"]
+    assert executor_events[-2:] == ["step_end", "done"], out  # the cancel's last events
+    time.sleep(4.5)
+    assert marker.read_text() == "start\n"  # the step was killed on the host
