@@ -219,10 +219,10 @@ def test_replaced_host_key_is_refused(lab: Lab, tools: Any) -> None:
     assert "host key mismatch" in proc.stdout
 
 
-def test_cut_connection_leaves_a_journal_that_is_read_back(lab: Lab) -> None:
+def test_cut_connection_is_reattached_and_the_step_finishes(lab: Lab) -> None:
     host = lab.hosts[0].name
     inv = Inventory.load([str(lab.inventory)])
-    task = api.AdhocTask(("sh", "-c", "sleep 30"))
+    task = api.AdhocTask(("sh", "-c", "sleep 2; echo finished"))
     plans = api.plan_hosts(inv.hosts(host), task, {}, api.RunConfig())
     plan = plans[0]
     events: list[RunEvent] = []
@@ -236,11 +236,13 @@ def test_cut_connection_leaves_a_journal_that_is_read_back(lab: Lab) -> None:
     result = asyncio.run(api.execute_plans(plans, api.RunConfig(), [CutOnStart()]))
     finished = result.hosts[host]
     assert isinstance(finished, HostFinished)
-    assert finished.error_kind == "connection_lost", finished.error
-    done = [e.event for e in events if isinstance(e, ExecutorEvent)
-            and e.event["event"] == "done"]
-    assert done and done[0]["interrupted"] is True
-    assert finished.status == "failed"
+    assert finished.error_kind == "reattached", finished.error
+    assert finished.status == "ok"
+    ends = [e.event for e in events if isinstance(e, ExecutorEvent)
+            and e.event["event"] in ("step_end", "done")]
+    assert [e["event"] for e in ends] == ["step_end", "done"]  # each once, from the journal
+    assert ends[0]["stdout"] == "finished\n" and ends[1]["interrupted"] is False
+    assert ends[1]["detached"]
     # And the CLI reads the same journal back.
     rid = plan.request["id"]
     journal = asyncio.run(api.fetch_journal(inv.host(host), rid))
