@@ -171,9 +171,14 @@ class _HostRun:
             return self._finish(HOST_FAILED, start, error=exc.reason, error_kind="executor")
         except TransportError as exc:
             return await self._recover(exc, start)
-        if outcome.exit_status is None and outcome.done is None:
+        ended = outcome.done is not None or any(e.get("event") == "error" for e in outcome.events)
+        if outcome.exit_status is None and not ended:
             lost = TransportError("connection lost before the sequence ended", self.plan.host)
             return await self._recover(lost, start)
+        if self.hello and not ended:  # the executor went without its end: the journal says why
+            gone = TransportError(f"the executor ended without a result (exit "
+                                  f"{outcome.exit_status})", self.plan.host)
+            return await self._recover(gone, start)
         return self._from_outcome(outcome, start)
 
     async def _sequence(self) -> SequenceOutcome:

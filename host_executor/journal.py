@@ -128,9 +128,11 @@ def _ends(data: bytes) -> bool:
     return False
 
 
-def follow_journal(request_id: str, emit: Any, gone: Any, poll: float = 0.2) -> None:
+def follow_journal(request_id: str, emit: Any, gone: Any, poll: float = 0.2,
+                   tick: Any = None) -> None:
     """Pass the journal's bytes to ``emit`` as they are written, until its end; raise
-    ``ExecutorDied`` when the writer is gone without one. ``gone()`` stops following."""
+    ``ExecutorDied`` when the writer is gone without one. ``gone()`` stops following;
+    ``tick()``, when given, is called once per poll."""
     path = journal_path(request_id)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -153,9 +155,28 @@ def follow_journal(request_id: str, emit: Any, gone: Any, poll: float = 0.2) -> 
                     "the executor of request %r is gone and its journal has no end (it was "
                     "killed, or the host restarted)" % request_id
                 )
+            if tick is not None:
+                tick()
             time.sleep(poll)
     finally:
         os.close(fd)
+
+
+def writer_pid(request_id: str) -> Optional[int]:
+    """The pid of the live executor writing this journal: the ``hello`` pid, and only if
+    that process holds the journal open (so a reused pid is never signalled)."""
+    path = journal_path(request_id)
+    try:
+        with open(path, "rb") as handle:
+            hello = json.loads(handle.readline())
+        pid = int(hello["pid"])
+        target = os.path.realpath(path)
+        for name in os.listdir("/proc/%d/fd" % pid):
+            if os.path.realpath("/proc/%d/fd/%s" % (pid, name)) == target:
+                return pid
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
 
 
 def _read_rest(fd: int) -> bytes:

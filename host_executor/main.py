@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 
 from host_executor import __version__, journal, protocol, request
@@ -123,12 +124,24 @@ def show_journal(request_id: str) -> int:
 
 
 def follow_journal(request_id: str) -> int:
-    """Print the journal, then what the (detached) executor appends, until its end."""
+    """Print the journal, then what the (detached) executor appends, until its end. A
+    cancel sent to the follower is passed on to that executor (SIGTERM), so a reattached
+    controller can still stop the sequence, and its last events follow."""
     watch = ControllerWatch()
     watch.install_signals()
     watch.start(False)
+    passed_on = []  # type: List[bool]
+
+    def pass_cancel_on() -> None:
+        if watch.cancelled and not passed_on:
+            passed_on.append(True)
+            pid = journal.writer_pid(request_id)
+            if pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+
     try:
-        journal.follow_journal(request_id, write_stdout, lambda: watch.lost or watch.cancelled)
+        journal.follow_journal(request_id, write_stdout, lambda: watch.lost, tick=pass_cancel_on)
     except ExecutorError as exc:
         write_stdout(protocol.encode_event(_error_event(exc, request_id)))
         return exc.exit_code

@@ -186,6 +186,23 @@ def test_follow_waits_for_a_detached_sequence(executor: Executor, marker: str) -
     assert follower.events == _journal(executor, "followed")
 
 
+def test_a_cancel_sent_to_the_follower_stops_the_sequence(executor: Executor,
+                                                          marker: str) -> None:
+    running = _start(executor, _long_sequence(marker, "follow-cancel"))
+    assert running.proc.stdout is not None
+    running.proc.stdout.close()  # the first controller is gone: the sequence detached
+    follower = executor.start(["--journal", "follow-cancel", "--follow"])
+    follower.read_until("step_start")
+    assert follower.proc.stdin is not None
+    follower.proc.stdin.write(b'{"cancel": "Ctrl-C"}\n')
+    follower.proc.stdin.flush()
+    done = follower.read_until("done")
+    assert follower.finish()[0] == 0
+    assert done["interrupted"] is True and "SIGTERM" in done["reason"]
+    assert running.finish()[0] == protocol.EXIT_FAILED
+    assert wait_gone(marker) == []
+
+
 def test_follow_says_when_the_executor_died(executor: Executor, marker: str) -> None:
     running = _start(executor, _long_sequence(marker, "died"))
     running.signal(signal.SIGKILL)
