@@ -1,6 +1,19 @@
 """Fan-out benchmark: the same ten small commands on N lab hosts, through every tool.
 
     .venv/bin/python benchmarks/fanout.py --hosts 10,30 --scale 100,200
+    .venv/bin/python benchmarks/fanout.py --loopback -n 30,100,200 --rounds 3
+
+``--loopback`` needs no Docker: ``benchmarks/loopback.py`` starts sshd servers on this
+machine answering on N 127.x addresses, one per host (16 addresses per sshd), with their
+own keys, known_hosts, an ssh_config with one ``Host`` block per host and the hosts' HOME
+in the benchmark's folder; host CPU is the servers' cgroup (see loopback.py). It compares
+two workloads side by side, each with its own floor: **1 command** (``floor-1``: the
+floor's ``sh -c true``; ``exec``/``exec-norecord``: ``hostplane exec -F ssh_config ...
+all -- true``; ``pyinfra-1``: ``pyinfra INV exec -- true``; ``ansible-1``: ``ansible all
+-m command -a true``) and **10 steps** (the tools below; hostplane via the ssh_config's
+aliases), reports ratios to the floor and to pyinfra of the same run, and issue 9's
+targets as met / not met. Root is fine; a user who is not root can run it too (a high
+port, that user's login only).
 
 Tools (``--tools``):
 
@@ -61,7 +74,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -85,11 +98,38 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
 )
 OUTPUT_LINES = 8  # lines the ten commands print together (true and sleep print nothing)
 SHELL_LINE = " && ".join(shlex.join(argv) for argv in COMMANDS)
+# The one-command workload (hostplane exec, pyinfra exec, the floor's sh -c).
+ONE_COMMAND: tuple[str, ...] = ("true",)
+ONE_SHELL_LINE = shlex.join(ONE_COMMAND)
 
-ALL_TOOLS = ("floor", "hostplane", "hostplane-norecord", "hostplane-api", "paramiko",
+# The ten-command workload's tools, then the one-command workload's (``*-1``; ``exec`` is
+# ``hostplane exec``).
+TEN_TOOLS = ("floor", "hostplane", "hostplane-norecord", "hostplane-api", "paramiko",
              "openssh", "pyinfra", "ansible")
+ONE_TOOLS = ("floor-1", "exec", "exec-norecord", "pyinfra-1", "ansible-1")
+ALL_TOOLS = (*TEN_TOOLS, *ONE_TOOLS)
 SCALE_TOOLS = ("floor", "hostplane", "hostplane-api", "openssh")
-IN_PROCESS = ("floor", "hostplane-api")
+LOOPBACK_TOOLS = ("floor-1", "exec", "exec-norecord", "pyinfra-1", "ansible-1",
+                  "floor", "hostplane", "pyinfra", "ansible")
+IN_PROCESS = ("floor", "floor-1", "hostplane-api")
+ANSIBLE_TOOLS = ("ansible", "ansible-1")
+LABELS = {"floor": "floor", "floor-1": "floor", "hostplane": "hostplane run",
+          "hostplane-norecord": "hostplane run --no-record", "hostplane-api": "library API",
+          "exec": "hostplane exec", "exec-norecord": "hostplane exec --no-record",
+          "pyinfra": "pyinfra (10 ops)", "pyinfra-1": "pyinfra exec",
+          "ansible": "ansible-playbook", "ansible-1": "ansible -m command"}
+
+
+def workload(tool: str) -> str:
+    return "1 command" if tool in ONE_TOOLS else "10 steps"
+
+
+def floor_of(tool: str) -> str:
+    return "floor-1" if tool in ONE_TOOLS else "floor"
+
+
+def pyinfra_of(tool: str) -> str:
+    return "pyinfra-1" if tool in ONE_TOOLS else "pyinfra"
 
 
 # --- lab and per-N files --------------------------------------------------------------
@@ -99,16 +139,20 @@ IN_PROCESS = ("floor", "hostplane-api")
 class Host:
     name: str
     address: str
-    container_id: str
+    container_id: str  # "" on a loopback fleet
+    port: int = 22
 
 
 @dataclass
 class LabInfo:
+    """The hosts and the client's files: the Docker lab's, or a loopback fleet's."""
+
     folder: Path
     key: Path
     known_hosts: Path
-    ssh_config: Path
+    ssh_config: Path  # one Host block per host
     hosts: list[Host]
+    user: str = USER
 
 
 @dataclass
@@ -125,6 +169,8 @@ class Setup:
     playbook: Path
     ansible_cfg: Path
     control_dir: Path  # ansible's ControlPath folder
+    hostplane_args: list[str] = field(default_factory=list)  # -i INV (and -F, --known-hosts)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every measured process
 
 
 def lab_info(lab: Any) -> LabInfo:
@@ -133,22 +179,38 @@ def lab_info(lab: Any) -> LabInfo:
                    [Host(h.name, h.address, h.container_id) for h in lab.hosts])
 
 
-def write_setup(lab: LabInfo, n: int, root: Path) -> Setup:
+def write_setup(lab: LabInfo, n: int, root: Path, aliases: bool = False,
+                extra_env: dict[str, str] | None = None) -> Setup:
+    """Every tool's files for the first ``n`` hosts. ``aliases``: hostplane gets an
+    inventory of ``Host`` names and ``-F ssh_config --known-hosts`` (as an operator with an
+    ssh_config runs it); otherwise the explicit INI inventory that ansible reads too."""
     workdir = root / f"n{n}"
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     hosts = lab.hosts[:n]
+    user = lab.user
     common = f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes"
     inventory = workdir / "hosts.ini"
     inventory.write_text("\n".join([
         "[lab]",
-        *(f"{h.name} ansible_host={h.address} ansible_user={USER} "
-          f"ansible_ssh_private_key_file={lab.key}" for h in hosts),
+        *(f"{h.name} ansible_host={h.address} ansible_user={user} "
+          + (f"ansible_port={h.port} " if h.port != 22 else "")
+          + f"ansible_ssh_private_key_file={lab.key}" for h in hosts),
         "", "[lab:vars]", f"ansible_ssh_common_args='{common}'",
         "ansible_python_interpreter=/usr/bin/python3", ""]))
+    (workdir / "floor.json").write_text(json.dumps({
+        "hosts": [[h.address, h.port] for h in hosts], "user": user, "key": str(lab.key),
+        "known_hosts": str(lab.known_hosts)}))
+    hostplane_args = ["-i", str(inventory)]
+    if aliases:
+        alias_inventory = workdir / "aliases.ini"
+        alias_inventory.write_text("[lab]\n" + "".join(f"{h.name}\n" for h in hosts))
+        hostplane_args = ["-i", str(alias_inventory), "-F", str(lab.ssh_config),
+                          "--known-hosts", str(lab.known_hosts)]
 
     pyinfra_inventory = workdir / "pyinfra_inventory.py"
     entries = ",\n".join(
-        f"    ({h.name!r}, {{'ssh_hostname': {h.address!r}, 'ssh_user': {USER!r}, "
+        f"    ({h.name!r}, {{'ssh_hostname': {h.address!r}, 'ssh_port': {h.port}, "
+        f"'ssh_user': {user!r}, "
         f"'ssh_key': {str(lab.key)!r}, 'ssh_known_hosts_file': {str(lab.known_hosts)!r}, "
         f"'ssh_strict_host_key_checking': 'yes'}})" for h in hosts)
     pyinfra_inventory.write_text(f"lab = [\n{entries},\n]\n")
@@ -172,7 +234,7 @@ def write_setup(lab: LabInfo, n: int, root: Path) -> Setup:
         "ssh_args = -o ControlMaster=auto -o ControlPersist=60s",
         f"control_path_dir = {control_dir}", ""]))
     return Setup(n, lab, workdir, hosts, inventory, pyinfra_inventory, pyinfra_deploy,
-                 playbook, ansible_cfg, control_dir)
+                 playbook, ansible_cfg, control_dir, hostplane_args, dict(extra_env or {}))
 
 
 def check_template() -> None:
@@ -387,10 +449,8 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
     n = setup.n
     log = _log(setup, tool, tag)
     if tool in IN_PROCESS:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", tool,
-               "--workdir", str(setup.workdir), "--lab-folder", str(setup.lab.folder)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              env=tool_env(setup.workdir.parent))
+        proc = subprocess.run(worker_cmd(tool, setup), capture_output=True, text=True,
+                              check=False, env=setup_env(setup))
         log.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise ToolFailed(f"{tool}: worker exit {proc.returncode}: {proc.stderr[-2000:]}")
@@ -398,7 +458,7 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
         if result.get("uploaded"):
             raise Uploaded(f"{tool}: {result['uploaded']} hosts got the executor uploaded")
         return float(result["wall"]), float(result["cpu"]), ""
-    env = tool_env(setup.workdir.parent)
+    env = setup_env(setup)
     after: Callable[[], None] | None = None
     if tool in HOSTPLANE_CLI:
         cmds = [hostplane_cmd(tool, setup)]
@@ -406,10 +466,14 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
         cmds = [["ssh", "-F", str(setup.lab.ssh_config), "-o", "BatchMode=yes",
                  "-o", "ControlMaster=no", "-o", "ControlPath=none", h.name,
                  f"sh -c {shlex.quote(SHELL_LINE)}"] for h in setup.hosts]
-    elif tool == "ansible":
+    elif tool in ANSIBLE_TOOLS:
         env.update(ANSIBLE_CONFIG=str(setup.ansible_cfg), ANSIBLE_NOCOLOR="1")
-        cmds = [[str(BIN / "ansible-playbook"), "-i", str(setup.inventory),
-                 str(setup.playbook)]]
+        if tool == "ansible":
+            cmds = [[str(BIN / "ansible-playbook"), "-i", str(setup.inventory),
+                     str(setup.playbook)]]
+        else:
+            cmds = [[str(BIN / "ansible"), "-i", str(setup.inventory), "all", "-m",
+                     "command", "-a", ONE_SHELL_LINE]]
         if tag == "warmup":  # one host is enough to fill the bytecode cache
             cmds[0] += ["--limit", setup.hosts[0].name]
         control_dir = setup.control_dir
@@ -421,6 +485,9 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
     elif tool == "pyinfra":
         cmds = [[str(BIN / "pyinfra"), "-y", "--parallel", str(n),
                  str(setup.pyinfra_inventory), str(setup.pyinfra_deploy)]]
+    elif tool == "pyinfra-1":
+        cmds = [[str(BIN / "pyinfra"), "-y", "--parallel", str(n),
+                 str(setup.pyinfra_inventory), "exec", "--", *ONE_COMMAND]]
     else:
         raise SystemExit(f"unknown tool {tool!r}")
     wall, cpu, codes = run_subprocess(cmds, log, env, after)
@@ -436,26 +503,44 @@ def measure(tool: str, setup: Setup, tag: str) -> tuple[float, float, str]:
     return wall, cpu, ""
 
 
-HOSTPLANE_CLI = ("hostplane", "hostplane-norecord", "paramiko")
+HOSTPLANE_CLI = ("hostplane", "hostplane-norecord", "paramiko", "exec", "exec-norecord")
+HOSTPLANE_EXTRA: list[str] = []  # --hostplane-args: added to every hostplane CLI run
+
+
+def setup_env(setup: Setup) -> dict[str, str]:
+    return {**tool_env(setup.workdir.parent), **setup.extra_env}
 
 
 def hostplane_cmd(tool: str, setup: Setup) -> list[str]:
-    cmd = [str(BIN / "hostplane"), "run", "-i", str(setup.inventory), "all", TEMPLATE,
-           "--templates", str(TEMPLATES), "-f", str(setup.n), "--json"]
-    if tool == "hostplane-norecord":
+    args = setup.hostplane_args or ["-i", str(setup.inventory)]
+    if tool in ("exec", "exec-norecord"):
+        cmd = [str(BIN / "hostplane"), "exec", *args, "all", "-f", str(setup.n), "--json"]
+    else:
+        cmd = [str(BIN / "hostplane"), "run", *args, "all", TEMPLATE,
+               "--templates", str(TEMPLATES), "-f", str(setup.n), "--json"]
+    if tool in ("hostplane-norecord", "exec-norecord"):
         cmd += ["--no-record"]
     if tool == "paramiko":
         cmd += ["--transport", "paramiko"]
+    cmd += HOSTPLANE_EXTRA
+    if tool in ("exec", "exec-norecord"):
+        cmd += ["--", *ONE_COMMAND]
     return cmd
 
 
+def worker_cmd(tool: str, setup: Setup) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", tool,
+            "--workdir", str(setup.workdir)]
+
+
 def _check_hostplane_output(log: Path, n: int, tool: str, cold: bool) -> None:
+    steps = 1 if tool in ONE_TOOLS else len(COMMANDS)
     ends = [json.loads(line) for line in log.read_text().splitlines()
             if line.startswith("{") and '"host_end"' in line]
     ok = [e for e in ends if e.get("status") == "ok" and e["counts"]["failed"] == 0
-          and e["counts"]["ok"] + e["counts"]["changed"] == len(COMMANDS)]
+          and e["counts"]["ok"] + e["counts"]["changed"] == steps]
     if len(ok) != n:
-        raise ToolFailed(f"{tool}: {len(ok)} of {n} hosts ran all ten steps, see {log}")
+        raise ToolFailed(f"{tool}: {len(ok)} of {n} hosts ran all {steps} steps, see {log}")
     uploaded = sum(1 for e in ends if e.get("uploaded"))
     if uploaded and not cold:
         raise Uploaded(f"{tool}: {uploaded} hosts got the executor uploaded")
@@ -465,14 +550,17 @@ def clear_executor_cache(setup: Setup) -> None:
     """Remove the cached executor from every host (for a cold run)."""
     cmds = [["ssh", "-F", str(setup.lab.ssh_config), "-o", "BatchMode=yes", "-o",
              "ControlMaster=no", "-o", "ControlPath=none", h.name,
-             "rm -rf .cache/hostplane"] for h in setup.hosts]
-    _, _, codes = run_subprocess(cmds, _log(setup, "clear-cache", "last"),
-                                 tool_env(setup.workdir.parent))
+             'rm -rf "$HOME/.cache/hostplane"'] for h in setup.hosts]
+    _, _, codes = run_subprocess(cmds, _log(setup, "clear-cache", "last"), setup_env(setup))
     if any(codes):
         raise ToolFailed("could not clear the executor cache on every host")
 
 
-def sample(tool: str, setup: Setup, tag: str, host_cpu: HostCPU) -> Sample:
+class CPUCounter(Protocol):
+    def seconds(self) -> float | None: ...
+
+
+def sample(tool: str, setup: Setup, tag: str, host_cpu: CPUCounter) -> Sample:
     for attempt in range(3):
         load = os.getloadavg()[0]
         h0 = host_cpu.seconds()
@@ -497,52 +585,44 @@ def sample(tool: str, setup: Setup, tag: str, host_cpu: HostCPU) -> Sample:
 # --- in-process workers -----------------------------------------------------------------
 
 
-def _read_inventory_hosts(inventory: Path) -> list[tuple[str, str]]:
-    out = []
-    for line in inventory.read_text().splitlines():
-        if "ansible_host=" in line:
-            words = line.split()
-            out.append((words[0], words[1].split("=", 1)[1]))
-    return out
-
-
-async def _floor(addresses: Sequence[str], key_path: Path, known_hosts: Path) -> list[str]:
+async def _floor(spec: dict[str, Any], shell_line: str) -> list[str]:
+    """One raw asyncssh connection per host, all at once: ``sh -c shell_line`` on each."""
     import asyncssh
 
-    key = asyncssh.read_private_key(str(key_path))
-    known = asyncssh.read_known_hosts(str(known_hosts))
-    command = f"sh -c {shlex.quote(SHELL_LINE)}"
+    key = asyncssh.read_private_key(spec["key"])
+    known = asyncssh.read_known_hosts(spec["known_hosts"])
+    command = f"sh -c {shlex.quote(shell_line)}"
 
-    async def one(address: str) -> str:
-        async with asyncssh.connect(address, username=USER, client_keys=[key],
+    async def one(address: str, port: int) -> str:
+        async with asyncssh.connect(address, port, username=spec["user"], client_keys=[key],
                                     known_hosts=known, config=None, agent_path=None) as conn:
             result = await conn.run(command, check=True)
             return str(result.stdout)
 
-    return await asyncio.gather(*(one(a) for a in addresses))
+    return await asyncio.gather(*(one(a, p) for a, p in spec["hosts"]))
 
 
-def worker(tool: str, workdir: Path, lab_folder: Path) -> None:
+def worker(tool: str, workdir: Path) -> None:
     """Run one in-process measurement; print {"wall", "cpu"} as the last line."""
     inventory = workdir / "hosts.ini"
+    spec = json.loads((workdir / "floor.json").read_text())
     uploaded = 0
-    if tool == "floor":
+    if tool in ("floor", "floor-1"):
         import asyncssh  # noqa: F401  (imported before timing, like hostplane's imports)
 
-        addresses = [a for _, a in _read_inventory_hosts(inventory)]
+        line, lines = (SHELL_LINE, OUTPUT_LINES) if tool == "floor" else (ONE_SHELL_LINE, 0)
         c0, t0 = time.process_time(), time.perf_counter()
-        outputs = asyncio.run(_floor(addresses, lab_folder / "id_ed25519",
-                                     lab_folder / "known_hosts"))
+        outputs = asyncio.run(_floor(spec, line))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        bad = [o for o in outputs if len(o.splitlines()) != OUTPUT_LINES]
+        bad = [o for o in outputs if len(o.splitlines()) != lines]
         if bad:
-            raise SystemExit(f"floor: unexpected output {bad[0]!r}")
+            raise SystemExit(f"{tool}: unexpected output {bad[0]!r}")
     elif tool == "hostplane-api":
         from control_server import api
         from control_server.inventory import Inventory
         from control_server.runner import RunOptions
 
-        n = len(_read_inventory_hosts(inventory))
+        n = len(spec["hosts"])
         c0, t0 = time.process_time(), time.perf_counter()
         inv = Inventory.load([str(inventory)])
         config = api.RunConfig(options=RunOptions(forks=n), templates_dirs=(TEMPLATES,))
@@ -617,15 +697,13 @@ def profile(setup: Setup, py_spy: str, out: Path) -> str:
     report = []
     runs = {
         "hostplane": hostplane_cmd("hostplane", setup),
-        "hostplane-api": [sys.executable, str(Path(__file__).resolve()), "--worker",
-                          "hostplane-api", "--workdir", str(setup.workdir), "--lab-folder",
-                          str(setup.lab.folder)],
+        "hostplane-api": worker_cmd("hostplane-api", setup),
     }
     for tool, cmd in runs.items():
         raw = out / f"{tool}-n{setup.n}.txt"
         proc = subprocess.run([py_spy, "record", "--gil", "-r", "200", "-f", "raw", "-o",
                                str(raw), "--", *cmd], capture_output=True, check=False,
-                              env=tool_env(setup.workdir.parent))
+                              env=setup_env(setup))
         if proc.returncode != 0 or not raw.exists():
             report.append(f"{tool}: py-spy failed: {proc.stderr.decode()[-500:]}")
             continue
@@ -750,6 +828,133 @@ def targets(rows: Sequence[Row], n: int = 30) -> str:
     return "\n".join(out)
 
 
+def _row(rows: Sequence[Row], tool: str, n: int) -> Row | None:
+    return next((r for r in rows if r.tool == tool and r.n == n), None)
+
+
+def _ratio(x: float | None, base: float | None) -> str:
+    if x is None or base is None or x != x or base != base or base == 0:
+        return "-"
+    return f"{x / base:.2f}x"
+
+
+def loopback_table(rows: Sequence[Row], ns: Sequence[int]) -> str:
+    """One table: per N and workload, every tool's wall, control and host CPU per host,
+    and ratios to the floor and to pyinfra of the same workload in the same run."""
+    lines = ["| N | workload | tool | wall s | vs floor | vs pyinfra | control CPU ms/host "
+             "| vs floor | host CPU ms/host | vs floor | runs (wall s) |",
+             "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for n in ns:
+        for load in ("1 command", "10 steps"):
+            mine = [r for r in rows if r.n == n and workload(r.tool) == load]
+            if not mine:
+                continue
+            floor = _row(rows, floor_of(mine[0].tool), n)
+            pyinfra = _row(rows, pyinfra_of(mine[0].tool), n)
+            for r in mine:
+                hc = None if r.host_cpu is None else r.host_cpu / n * 1000
+                fhc = None if floor is None or floor.host_cpu is None else \
+                    floor.host_cpu / n * 1000
+                runs = ", ".join(f"{w:.2f}" for w in r.walls) + (
+                    f" ({r.failed} failed)" if r.failed else "")
+                lines.append(
+                    f"| {n} | {load} | {LABELS.get(r.tool, r.tool)} | {_fmt(r.wall)} "
+                    f"| {_ratio(r.wall, floor.wall if floor else None)} "
+                    f"| {_ratio(r.wall, pyinfra.wall if pyinfra else None)} "
+                    f"| {_fmt(r.cpu / n * 1000, 1)} "
+                    f"| {_ratio(r.cpu, floor.cpu if floor else None)} "
+                    f"| {_fmt(hc, 1)} | {_ratio(hc, fhc)} | {runs} |")
+    return "\n".join(lines)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT MET")
+
+
+def loopback_targets(rows: Sequence[Row], ns: Sequence[int],
+                     startup: dict[str, float] | None = None) -> str:
+    """Issue 9's targets that one loopback run measures, each marked met or not."""
+    out = ["| target | N | measured | met? |", "| --- | ---: | --- | --- |"]
+
+    def add(name: str, n: int | str, text: str, ok: bool | None) -> None:
+        out.append(f"| {name} | {n} | {text} | {_verdict(ok)} |")
+
+    def w(tool: str, n: int) -> float | None:
+        r = _row(rows, tool, n)
+        return None if r is None or r.wall != r.wall else r.wall
+
+    def cpu(tool: str, n: int) -> float | None:
+        r = _row(rows, tool, n)
+        return None if r is None or r.cpu != r.cpu else r.cpu
+
+    def host(tool: str, n: int) -> float | None:
+        r = _row(rows, tool, n)
+        return None if r is None else r.host_cpu
+
+    for n in ns:
+        ex, f1, p1 = w("exec", n), w("floor-1", n), w("pyinfra-1", n)
+        if ex and p1:
+            add("`exec` faster than pyinfra", n, f"{ex:.2f} s vs {p1:.2f} s "
+                f"({p1 / ex:.2f}x)", ex < p1)
+        if ex and f1:
+            add("`exec` within 1.8x of the floor", n, f"{ex / f1:.2f}x", ex / f1 <= 1.8)
+        run, f10, p10 = w("hostplane", n), w("floor", n), w("pyinfra", n)
+        if run and p10:
+            add("`run` 10 steps >= 2x faster than pyinfra", n, f"pyinfra {p10 / run:.2f}x "
+                "`run`", p10 / run >= 2)
+        if run and f10:
+            add("`run` within 2x of the floor", n, f"{run / f10:.2f}x", run / f10 <= 2)
+        for tool, base in (("exec", "floor-1"), ("hostplane", "floor"),
+                           ("hostplane-api", "floor")):
+            c, fc = cpu(tool, n), cpu(base, n)
+            if c is not None and fc:
+                add(f"control CPU/host of {LABELS[tool]} <= 2x the floor's", n,
+                    f"{c / n * 1000:.1f} vs {fc / n * 1000:.1f} ms ({c / fc:.2f}x)",
+                    c / fc <= 2)
+        rec, norec = w("exec", n), w("exec-norecord", n)
+        if rec and norec:
+            add("recording <= 10% of wall over `--no-record` (exec)", n,
+                f"{(rec / norec - 1) * 100:+.0f}%", rec / norec - 1 <= 0.10)
+        he, hf1, hr, hf10 = host("exec", n), host("floor-1", n), host("hostplane", n), \
+            host("floor", n)
+        if he is not None and hf1 is not None:
+            one = (he - hf1) / n * 1000
+            add("host CPU of a one-step sequence <= 25 ms (exec's host CPU over the "
+                "floor's, per host)", n, f"{one:.1f} ms", one <= 25)
+        if None not in (he, hf1, hr, hf10):
+            assert he is not None and hf1 is not None and hr is not None and hf10 is not None
+            raw = (hr - he) / 9 / n * 1000
+            over = ((hr - he) - (hf10 - hf1)) / 9 / n * 1000
+            add("host CPU per further command step <= 2 ms (run over exec, less the floor's "
+                "same 9 commands, per step per host)", n,
+                f"{over:.1f} ms ({raw:.1f} ms with the commands' own)", over <= 2)
+    for name, value in (startup or {}).items():
+        add(f"`{name}` under 120 ms (wall, median)", "-", f"{value * 1000:.0f} ms",
+            value < 0.120)
+    return "\n".join(out)
+
+
+def startup_times(setup: Setup, runs: int = 5) -> dict[str, float]:
+    """Median wall of ``hostplane --version`` and of ``exec`` on an empty match."""
+    env = setup_env(setup)
+    cases = {
+        "hostplane --version": [str(BIN / "hostplane"), "--version"],
+        "hostplane exec` on an empty match (`-l none-such": [
+            str(BIN / "hostplane"), "exec", *setup.hostplane_args, "none-such*",
+            "--no-record", "--", "true"],
+    }
+    out = {}
+    for name, cmd in cases.items():
+        subprocess.run(cmd, capture_output=True, env=env, check=False)  # warm
+        walls = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, env=env, check=False)
+            walls.append(time.perf_counter() - t0)
+        out[name] = statistics.median(walls)
+    return out
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -806,17 +1011,28 @@ def _tools(text: str) -> list[str]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hosts", type=_ints, default=[10, 30],
-                   help="N for the full comparison (default 10,30)")
+    p.add_argument("--loopback", action="store_true",
+                   help="no Docker: start sshd servers on 127.x addresses (see loopback.py) "
+                        "and compare 1 command and 10 steps (default tools: "
+                        f"{','.join(LOOPBACK_TOOLS)})")
+    p.add_argument("-n", "--hosts", type=_ints, default=None,
+                   help="N for the full comparison (default 10,30; --loopback: 30,100,200)")
     p.add_argument("--scale", type=_ints, default=[],
                    help="N for the scale runs with --scale-tools (e.g. 100,200)")
-    p.add_argument("--tools", type=_tools, default=list(ALL_TOOLS))
+    p.add_argument("--tools", type=_tools, default=None,
+                   help=f"default: {','.join(TEN_TOOLS)} (lab), "
+                        f"{','.join(LOOPBACK_TOOLS)} (--loopback)")
     p.add_argument("--scale-tools", type=_tools, default=list(SCALE_TOOLS))
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", "--rounds", dest="repeat", type=int, default=3,
+                   help="interleaved rounds per N; the median is reported (default 3)")
     p.add_argument("--cold", action="store_true",
                    help="also time hostplane with the executor removed from every host first")
     p.add_argument("--ansible-max", type=int, default=30,
                    help="skip ansible for N above this (default 30)")
+    p.add_argument("--hostplane-args", default="",
+                   help="extra arguments for every hostplane CLI run (one shell-quoted string)")
+    p.add_argument("--no-startup", action="store_true",
+                   help="--loopback: do not time `hostplane --version` and an empty exec")
     p.add_argument("--lab", default="hostplane-bench", help="lab name (Docker containers)")
     p.add_argument("--lab-folder", type=Path, default=None)
     p.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
@@ -834,16 +1050,118 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy",
                    help="the py-spy binary (pip install py-spy)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.hosts is None:
+        args.hosts = [30, 100, 200] if args.loopback else [10, 30]
+    if args.tools is None:
+        args.tools = list(LOOPBACK_TOOLS if args.loopback else TEN_TOOLS)
+    HOSTPLANE_EXTRA[:] = shlex.split(args.hostplane_args)
+    return args
+
+
+def _print_sample(s: Sample) -> None:
+    hc = f"{s.host_cpu:6.2f}" if s.host_cpu is not None else "   -"
+    print(f"  {s.tool:18} {s.wall:7.2f} s wall {s.cpu:6.2f} s CPU {hc} s host "
+          f"CPU  load {s.load:4.1f}", flush=True)
+
+
+def run_n(setup: Setup, tools: Sequence[str], args: argparse.Namespace,
+          host_cpu: CPUCounter, samples: list[Sample], warmed: set[str]) -> None:
+    """One N: cold runs (--cold), one untimed warm-up per tool, then ``args.repeat``
+    interleaved rounds of every tool."""
+    print(f"\n== N = {setup.n}: {', '.join(tools)}", flush=True)
+    if args.cold and any(t in tools for t in ("hostplane", "hostplane-api")):
+        sample("hostplane", setup, "warmup", host_cpu)  # the control's bytecode
+        for r in range(args.repeat):
+            clear_executor_cache(setup)
+            s = sample("hostplane", setup, f"cold{r}", host_cpu)
+            s.tool = "hostplane (cold)"
+            samples.append(s)
+            print(f"  {s.tool:18} {s.wall:7.2f} s wall {s.cpu:6.2f} s CPU", flush=True)
+    # The steady state: the executor cached on every host; each tool warmed once.
+    for tool in tools:
+        # hostplane: the executor cached on every host. Others keep nothing on
+        # the hosts between runs: one warm-up fills the bytecode cache.
+        if tool in (*HOSTPLANE_CLI, "hostplane-api") or tool not in warmed:
+            sample(tool, setup, "warmup", host_cpu)
+            warmed.add(tool)
+    for r in range(args.repeat):
+        for tool in tools:
+            s = sample(tool, setup, str(r), host_cpu)
+            samples.append(s)
+            _print_sample(s)
+    if setup.control_dir.exists():
+        _reap_ssh_masters(setup.control_dir)
+
+
+def _tools_for(args: argparse.Namespace, n: int) -> list[str]:
+    tools = [t for t in (args.tools if n in args.hosts else args.scale_tools)
+             if not (t in ANSIBLE_TOOLS and n > args.ansible_max)]
+    if n in args.hosts and n in args.scale:
+        tools += [t for t in args.scale_tools if t not in tools]
+    return tools
+
+
+def loopback_main(args: argparse.Namespace) -> int:
+    """The benchmark without Docker: a LoopbackFleet of max(N) hosts on this machine."""
+    sys.path.insert(0, str(HERE))
+    from loopback import LoopbackFleet, have_sshd
+
+    if not have_sshd():
+        raise SystemExit("--loopback needs /usr/sbin/sshd and ssh-keygen (openssh-server)")
+    ns = sorted(set(args.hosts) | set(args.scale))
+    info = machine()
+    print(json.dumps(info, indent=1), flush=True)
+    workroot = args.workdir or Path(tempfile.mkdtemp(prefix="hostplane-loopback-"))
+    workroot.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    _set_subreaper()  # ansible's ControlPersist masters: reaped here, their CPU counted
+    fleet = LoopbackFleet(workroot / "fleet", max(ns))
+    samples: list[Sample] = []
+    warmed: set[str] = set()
+    startup: dict[str, float] = {}
+    t_start = time.monotonic()
+    try:
+        fleet.start()
+        print(f"fleet: {fleet.describe()}\nhost CPU: {fleet.cpu.describe()}\n"
+              f"work in {workroot}", flush=True)
+        env = fleet.control_env()
+        for n in ns:
+            known_hosts, ssh_config = fleet.client_files(n, workroot / f"n{n}")
+            lab = LabInfo(fleet.root, fleet.client_key, known_hosts, ssh_config,
+                          [Host(h.name, h.address, "", h.port) for h in fleet.hosts[:n]],
+                          user=fleet.user)
+            setup = write_setup(lab, n, workroot, aliases=True, extra_env=env)
+            if not startup and not args.no_startup:
+                startup = startup_times(setup)
+            run_n(setup, _tools_for(args, n), args, fleet.cpu, samples, warmed)
+            if args.profile and n in args.hosts:
+                print(profile(setup, args.py_spy, args.profile), flush=True)
+    finally:
+        fleet.stop()
+    rows = summarize(samples)
+    print(f"\nloopback run: {time.monotonic() - t_start:.0f} s; {fleet.describe()}; "
+          f"host CPU: {fleet.cpu.describe()}; load average at end: {os.getloadavg()}\n")
+    print(loopback_table(rows, ns) + "\n")
+    print(loopback_targets(rows, ns, startup) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "fleet": fleet.describe(),
+                                         "host_cpu": fleet.cpu.describe(),
+                                         "startup": startup,
+                                         "samples": [asdict(s) for s in samples],
+                                         "rows": [asdict(r) for r in rows]}, indent=1))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        worker(args.worker, args.workdir, args.lab_folder)
+        worker(args.worker, args.workdir)
         return 0
     sys.path.insert(0, str(ROOT))
     check_template()
+    if args.loopback:
+        return loopback_main(args)
     from control_server.lab import default_folder, lab_down, lab_up
 
     ns = sorted(set(args.hosts) | set(args.scale))
@@ -868,36 +1186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for n in ns:
             setup = write_setup(lab, n, workroot)
-            tools = [t for t in (args.tools if n in args.hosts else args.scale_tools)
-                     if not (t == "ansible" and n > args.ansible_max)]
-            if n in args.hosts and n in args.scale:
-                tools += [t for t in args.scale_tools if t not in tools]
-            host_cpu = HostCPU(setup.hosts)
-            print(f"\n== N = {n}: {', '.join(tools)}", flush=True)
-            if args.cold and any(t in tools for t in ("hostplane", "hostplane-api")):
-                sample("hostplane", setup, "warmup", host_cpu)  # the control's bytecode
-                for r in range(args.repeat):
-                    clear_executor_cache(setup)
-                    s = sample("hostplane", setup, f"cold{r}", host_cpu)
-                    s.tool = "hostplane (cold)"
-                    samples.append(s)
-                    print(f"  {s.tool:18} {s.wall:7.2f} s wall {s.cpu:6.2f} s CPU", flush=True)
-            # The steady state: the executor cached on every host; each tool warmed once.
-            for tool in tools:
-                # hostplane: the executor cached on every host. Others keep nothing on
-                # the hosts between runs: one warm-up fills the bytecode cache.
-                if tool in (*HOSTPLANE_CLI, "hostplane-api") or tool not in warmed:
-                    sample(tool, setup, "warmup", host_cpu)
-                    warmed.add(tool)
-            for r in range(args.repeat):
-                for tool in tools:
-                    s = sample(tool, setup, str(r), host_cpu)
-                    samples.append(s)
-                    hc = f"{s.host_cpu:6.2f}" if s.host_cpu is not None else "   -"
-                    print(f"  {tool:18} {s.wall:7.2f} s wall {s.cpu:6.2f} s CPU {hc} s host "
-                          f"CPU  load {s.load:4.1f}", flush=True)
-            if setup.control_dir.exists():
-                _reap_ssh_masters(setup.control_dir)
+            run_n(setup, _tools_for(args, n), args, HostCPU(setup.hosts), samples, warmed)
             if args.profile and n in args.hosts:
                 profiles.append(profile(setup, args.py_spy, args.profile))
                 print(profiles[-1], flush=True)
