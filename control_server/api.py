@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from control_server import executor_bundle
 from control_server.delivery import Delivery
@@ -25,6 +25,9 @@ from control_server.runner import HostPlan, RunOptions, RunResult, execute
 from control_server.sequence import Sequence, adhoc_sequence, build_request
 from control_server.templating import TemplateLibrary
 from control_server.transport import HandshakeLimiter, TransportSettings, open_transport
+
+if TYPE_CHECKING:
+    from control_server.transport.pool import TransportPool
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,12 @@ def plan_hosts(
     task: Task,
     extra_vars: Mapping[str, Any],
     config: RunConfig,
+    pool: TransportPool | None = None,
 ) -> list[HostPlan]:
-    """Render, validate and prepare every host. Raises an InputError before any connection."""
+    """Render, validate and prepare every host. Raises an InputError before any connection.
+
+    With ``pool`` (serve), each host's transport is a handle on the pool's connection to
+    it; without, a connection of the run's own, closed at its end (the CLI)."""
     library = TemplateLibrary(config.templates_dirs)
     bundle = executor_bundle.build_bundle()
     limiter = HandshakeLimiter(config.transport.handshake_limit, config.transport.handshake_retries)
@@ -98,9 +105,13 @@ def plan_hosts(
             become=become,
             become_user=target.become_user,
         )
-        transport = open_transport(
-            target, host.vars, config.transport, limiter, config.transport_override
-        )
+        if pool is not None:
+            transport = pool.transport(target, host.vars, config.transport,
+                                       config.transport_override)
+        else:
+            transport = open_transport(
+                target, host.vars, config.transport, limiter, config.transport_override
+            )
         plans.append(HostPlan(host.name, transport, delivery, request, seq.redact))
     return plans
 

@@ -16,6 +16,7 @@ person needs to act: the file and line, the host, the step, the field.
     │   └── StepError               host, step index/name, field
     ├── TransportError              host (connection-level trouble; the host is unreachable)
     │   ├── ConnectError            refused / timeout / dns
+    │   ├── ChannelOpenError        no channel on an open connection (nothing ran)
     │   ├── AuthError               authentication failed
     │   └── HostKeyError            host key unknown or mismatched
     ├── ExecutorError               host (the executor misbehaved or spoke another protocol)
@@ -155,6 +156,11 @@ class TransportError(HostplaneError):
 
 class ConnectError(TransportError):
     kind = "connect"
+
+
+class ChannelOpenError(TransportError):
+    """No channel could be opened on a connection (it died, or the server refused):
+    nothing ran, so a pool may retry on a fresh connection."""
 
 
 class AuthError(TransportError):

@@ -17,13 +17,16 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from control_server import executor_bundle
 from control_server.delivery import Delivery
 from control_server.errors import ExecutorError, TransportError
 from control_server.inventory import Host, connection_target
 from control_server.transport import HandshakeLimiter, Transport, TransportSettings, open_transport
+
+if TYPE_CHECKING:
+    from control_server.transport.pool import TransportPool
 
 HostEventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -60,8 +63,10 @@ class HostWatcher:
         heartbeat: float = 5.0,
         max_backoff: float = 30.0,
         bundle: executor_bundle.Bundle | None = None,
+        pool: TransportPool | None = None,
     ) -> None:
         self.host = host
+        self.pool = pool
         self.settings = settings
         self.limiter = limiter
         self.on_event = on_event
@@ -74,6 +79,9 @@ class HostWatcher:
         self.connected = False
 
     def _transport(self) -> Transport:
+        if self.pool is not None:  # serve: the watch channel rides the host's connection
+            return self.pool.transport(connection_target(self.host), self.host.vars,
+                                       self.settings)
         return open_transport(connection_target(self.host), self.host.vars, self.settings,
                               self.limiter)
 
@@ -116,11 +124,13 @@ async def watch_hosts(
     on_event: HostEventHandler,
     settings: TransportSettings | None = None,
     heartbeat: float = 5.0,
+    pool: TransportPool | None = None,
 ) -> None:
-    """Watch every host until cancelled."""
+    """Watch every host until cancelled (``pool``: on serve's warm connections)."""
     settings = settings or TransportSettings()
     limiter = HandshakeLimiter(settings.handshake_limit, settings.handshake_retries)
     bundle = executor_bundle.build_bundle()  # once for the fleet, not per host
-    watchers = [HostWatcher(h, settings, limiter, on_event, heartbeat, bundle=bundle)
+    watchers = [HostWatcher(h, settings, limiter, on_event, heartbeat, bundle=bundle,
+                            pool=pool)
                 for h in hosts]
     await asyncio.gather(*(w.run() for w in watchers))

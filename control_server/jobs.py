@@ -18,7 +18,7 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from control_server import api
 from control_server.errors import InputError
@@ -50,6 +50,9 @@ from control_server.store.records import (
 )
 from control_server.store.sink import StoreSink
 
+if TYPE_CHECKING:
+    from control_server.transport.pool import TransportPool
+
 __all__ = [
     "JobRecorder",
     "JobRequest",
@@ -78,10 +81,12 @@ class PreparedJob:
 _RUNNING: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
 
 
-def prepare_job(store: JobStore, request: JobRequest, inventory: Inventory) -> PreparedJob:
-    """Render every host (an ``InputError`` creates no job), then create the job."""
+def prepare_job(store: JobStore, request: JobRequest, inventory: Inventory,
+                pool: TransportPool | None = None) -> PreparedJob:
+    """Render every host (an ``InputError`` creates no job), then create the job
+    (``pool``: serve's warm connections, see ``api.plan_hosts``)."""
     hosts = inventory.hosts(request.pattern, request.config.limit)
-    plans = api.plan_hosts(hosts, request.task, request.extra_vars, request.config)
+    plans = api.plan_hosts(hosts, request.task, request.extra_vars, request.config, pool)
     job_id = store.create_job(new_job(request, plans), state=QUEUED)
     return PreparedJob(job_id, request, plans)
 

@@ -216,7 +216,7 @@ class _HostRun:
 
     async def _follow(self, request_id: str) -> SequenceOutcome:
         transport = self.plan.transport
-        await transport.close()
+        await transport.discard()  # a lost connection: really dropped, even a pooled one
         await transport.connect()
         return await self.plan.delivery.follow_journal(transport, request_id, self.on_event)
 

@@ -16,6 +16,7 @@ from control_server.service.jobs_runner import JobRunner
 from control_server.service.state import FleetState
 from control_server.service.tokens import TokenStore
 from control_server.store.jobstore import JobStore
+from control_server.transport.pool import TransportPool
 
 log = logging.getLogger("hostplane.serve")
 DEFAULT_LISTEN = "127.0.0.1:8421"
@@ -36,6 +37,8 @@ class ServeConfig:
     cwd: Path = field(default_factory=Path.cwd)
     watch: bool = True  # one --watch-domains listener per host (hypervisor events)
     watch_heartbeat: float = 5.0
+    idle_close: float = 300.0  # a warm connection nobody used for this long is closed
+    channels_per_host: int = 8  # channels at once on a host's connection (MaxSessions 10)
 
 
 class Service:
@@ -55,6 +58,8 @@ class Service:
         self.tokens = TokenStore(self.store.engine)
         self._runner: JobRunner | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        # One connection per host for the server's lifetime, shared by every job.
+        self.pool = TransportPool(config.idle_close, config.channels_per_host)
 
     @property
     def runner(self) -> JobRunner:
@@ -68,7 +73,7 @@ class Service:
             log.warning("jobs interrupted by a previous stop: %s (hostplane jobs resume ID)",
                         ", ".join(map(str, self.interrupted)))
         self._runner = JobRunner(self.store, self.inventory, self.state, self.bus,
-                                 self.config.run)
+                                 self.config.run, self.pool)
         if self.config.gather_facts:
             self._runner.start_facts(self.config.facts_interval)
         else:
@@ -83,7 +88,7 @@ class Service:
         hosts = [h for h in self.inventory.hosts("all") if not h.implicit]
         self._watch_task = asyncio.create_task(
             watch_hosts(hosts, self.state.apply_watch_event, self.config.run.transport,
-                        self.config.watch_heartbeat),
+                        self.config.watch_heartbeat, self.pool),
             name="host-event-listener")
 
     async def stop(self) -> None:
@@ -92,5 +97,6 @@ class Service:
             await asyncio.gather(self._watch_task, return_exceptions=True)
         if self._runner is not None:
             await self._runner.stop(self.config.drain)
+        await self.pool.close()  # after the jobs: their executors detach, as before
         await asyncio.to_thread(self.state.close)
         self.store.close()

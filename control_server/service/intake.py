@@ -119,7 +119,7 @@ async def submit(service: Service, body: ConfigurationRequest, who: str
                               service.config.inventory_sources, service.config.cwd, who)
     try:
         prepared = await asyncio.to_thread(jobs.prepare_job, service.store, request,
-                                           service.inventory)
+                                           service.inventory, service.pool)
         if decision is not None and not isinstance(body.target, str):
             note = {**decision.as_dict(), "request": body.target.placement.model_dump()}
             await asyncio.to_thread(service.store.record_note, prepared.id,

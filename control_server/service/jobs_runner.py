@@ -26,6 +26,7 @@ from control_server.service.state import FleetState
 from control_server.store.jobstore import JobStore
 from control_server.store.records import INTERRUPTED, QUEUED
 from control_server.transport.base import STOP
+from control_server.transport.pool import TransportPool
 
 log = logging.getLogger("hostplane.serve")
 FACTS_TEMPLATE = "host_facts"
@@ -33,8 +34,9 @@ FACTS_TEMPLATE = "host_facts"
 
 class JobRunner:
     def __init__(self, store: JobStore, inventory: Inventory, state: FleetState, bus: Bus,
-                 config: api.RunConfig) -> None:
+                 config: api.RunConfig, pool: TransportPool | None = None) -> None:
         self.store = store
+        self.pool = pool  # serve's warm connections
         self.inventory = inventory
         self.state = state
         self.bus = bus
@@ -121,7 +123,8 @@ class JobRunner:
         config = replace(self.config, options=replace(self.config.options, check=False))
         try:
             plans = await asyncio.to_thread(api.plan_hosts, hosts,
-                                            api.TemplateTask(FACTS_TEMPLATE), {}, config)
+                                            api.TemplateTask(FACTS_TEMPLATE), {}, config,
+                                            self.pool)
         except HostplaneError as exc:
             log.error("facts refresh: %s", exc)
             return

@@ -114,7 +114,19 @@ class Transport(ABC):
 
     @abstractmethod
     async def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Done with the connection (idempotent): closed, or for a pooled transport
+        (``transport.pool``) handed back to the pool, still open for the next job."""
+
+    async def discard(self) -> None:
+        """Drop the connection for good: it was lost (or is suspect), and the next
+        ``connect`` must open a fresh one. The runner calls it before reattaching. For a
+        transport of its own, the same as ``close``; a pooled one retires the shared
+        connection (closed once its other channels end)."""
+        await self.close()
+
+    def alive(self) -> bool:
+        """False once the connection is known to be closed or lost (True: not known)."""
+        return True
 
     async def put_file(self, data: bytes, remote_path: str, mode: int = 0o600) -> None:
         """Write ``data`` atomically to ``remote_path`` in one channel (parent made 0700)."""

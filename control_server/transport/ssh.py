@@ -18,7 +18,13 @@ from typing import Any
 
 import asyncssh
 
-from control_server.errors import AuthError, ConnectError, HostKeyError, TransportError
+from control_server.errors import (
+    AuthError,
+    ChannelOpenError,
+    ConnectError,
+    HostKeyError,
+    TransportError,
+)
 from control_server.inventory import ConnectionTarget
 from control_server.transport import known_hosts as kh
 from control_server.transport.base import (
@@ -278,7 +284,7 @@ class AsyncSSHTransport(Transport):
         try:
             proc = await self._conn.create_process(command, encoding=None)
         except (asyncssh.Error, OSError) as exc:
-            raise TransportError(f"cannot open a channel: {exc}", self.target.host) from None
+            raise ChannelOpenError(f"cannot open a channel: {exc}", self.target.host) from None
         stderr_task = asyncio.ensure_future(proc.stderr.read())
         splitter = LineSplitter(on_line)
 
@@ -320,6 +326,9 @@ class AsyncSSHTransport(Transport):
                 await self._conn.wait_closed()
             self._conn = None
         self._close_hops()
+
+    def alive(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
 
     def abort(self) -> None:
         """Drop the connection at once (tests use it to cut a sequence mid-way)."""
