@@ -45,6 +45,12 @@ from control_server.transport.ssh_options import CLI_OFF_WARNING
 @click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="ssh config file (default ~/.ssh/config).")
 @click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True)
+@click.option("--idle-close", type=float, default=300.0, show_default=True, metavar="S",
+              help="Close a host's warm SSH connection after S seconds unused (serve keeps "
+                   "one per host, shared by every job; 0: close after each job).")
+@click.option("--channels-per-host", type=click.IntRange(1), default=8, show_default=True,
+              help="Channels at once on a host's connection (sshd's MaxSessions is 10); "
+                   "more wait.")
 @click.option("--no-watch", is_flag=True, help="Do not listen to the hosts' hypervisor events "
               "(one --watch-domains channel per host).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
@@ -82,7 +88,8 @@ def serve_cmd(inventories: tuple[str, ...], db_url: str | None, listen: str,
         inventory_sources=tuple(inventories), db_url=db_url or default_url(), host=host,
         port=port, run=run, facts_interval=kw["facts_interval"] or None,
         gather_facts=not kw["no_facts"], max_body=kw["max_body"], drain=kw["drain"],
-        watch=not kw["no_watch"],
+        watch=not kw["no_watch"], idle_close=kw["idle_close"],
+        channels_per_host=kw["channels_per_host"],
     )
     serve(config, kw["log_level"])
 
