@@ -159,6 +159,9 @@ def watch_domains(args: List[str]) -> int:
     if parsed is None:
         return _fail("usage", "usage: --watch-domains [URI] [--heartbeat SECONDS] [--watch-stdin]")
     uri, heartbeat, stdin = parsed
+    from host_executor import site_packages
+
+    site_packages.ensure()  # the launcher's python3 -S has no site directories
     try:
         import libvirt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:

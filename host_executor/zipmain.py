@@ -5,7 +5,9 @@ run, which is most of the executor's start-up time. So the first run unpacks the
 next to itself, ``hostplane-executor-<digest>.d/`` (a temp folder renamed into place, so
 it is complete or absent), and every run imports from there, where Python keeps
 ``__pycache__``. The folder is named by the digest, so it never goes stale. When it
-cannot be made (read-only cache, full disk), the executor simply runs from the zip.
+cannot be made (read-only cache, full disk), the executor simply runs from the zip. The
+launcher (``control_server.executor_bundle``) runs the copy's ``__main__.py`` directly once
+it exists, with ``python3 -I -S``.
 """
 
 from __future__ import annotations
@@ -53,14 +55,17 @@ def unpacked_dir(archive: str) -> Optional[str]:
 
 
 def run() -> None:
-    archive = os.path.dirname(os.path.abspath(__file__))
-    if os.path.isfile(archive):
-        unpacked = unpacked_dir(archive)
-        if unpacked is not None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The zipapp itself (first run, or no copy can be made), or the unpacked copy's
+    # __main__.py, as the launcher runs it.
+    unpacked = unpacked_dir(here) if os.path.isfile(here) else here
+    if unpacked is not None:
+        # ``python3 -I`` puts no script folder on sys.path: the copy goes first.
+        if not sys.path or sys.path[0] != unpacked:
             sys.path.insert(0, unpacked)
-            # The copy is our private cache: bytecode there is the point, whatever
-            # PYTHONDONTWRITEBYTECODE says about source trees.
-            sys.dont_write_bytecode = False
+        # The copy is our private cache: bytecode there is the point, whatever
+        # PYTHONDONTWRITEBYTECODE says about source trees.
+        sys.dont_write_bytecode = False
     from host_executor.main import main
 
     sys.exit(main())

@@ -48,6 +48,9 @@ def bindings() -> Any:
     """The ``libvirt`` module; ``StepFailed`` naming python3-libvirt when it is missing."""
     global _bindings
     if _bindings is None:
+        from host_executor import site_packages
+
+        site_packages.ensure()  # the launcher's python3 -S has no site directories
         try:
             import libvirt  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:

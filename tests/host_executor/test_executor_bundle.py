@@ -166,3 +166,60 @@ def test_commands_reject_bad_digests() -> None:
         executor_bundle.launcher_command("$HOME/x", "python3", "abc; rm -rf /", [])
     with pytest.raises(ValueError):
         executor_bundle.upload_command("$HOME/x", "")
+
+
+def _system_python_has_libvirt() -> bool:
+    try:
+        return subprocess.run(["/usr/bin/python3", "-c", "import libvirt"],
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_launcher_runs_the_unpacked_copy_isolated(tmp_path: Path) -> None:
+    bundle = executor_bundle.build_bundle(tmp_path / "build")
+    home = tmp_path / "home"
+    remote = str(tmp_path / "remote")
+    assert _sh(executor_bundle.upload_command(remote, bundle.digest), home, bundle.data).returncode == 0
+    launch = executor_bundle.launcher_command(remote, sys.executable, bundle.digest, [])
+    assert " -I -S " in executor_bundle._LAUNCH_SCRIPT
+    # A PYTHONPATH module shadowing a stdlib one must not reach the executor (-I).
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "fcntl.py").write_text("raise SystemExit('shadowed')\n")
+    for n in range(2):  # the first run unpacks the zipapp, the second runs the copy
+        req = json.dumps(request([step("hi", "command", argv=["echo", "hi"])], rid=f"iso-{n}"))
+        env = dict(os.environ, HOME=str(home), PYTHONPATH=str(evil))
+        ran = subprocess.run(["sh", "-c", launch], input=req.encode(), capture_output=True,
+                             env=env, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        events = [protocol.decode_event(line) for line in ran.stdout.splitlines()]
+        assert events[0]["digest"] == bundle.digest and events[-1]["status"] == "changed"
+        assert (Path(remote) / f"hostplane-executor-{bundle.digest}.d" / "__main__.py").is_file()
+    pycache = Path(remote) / f"hostplane-executor-{bundle.digest}.d" / "host_executor" / "__pycache__"
+    assert any(p.name.startswith("main.") for p in pycache.iterdir())  # bytecode is cached
+
+
+@pytest.mark.skipif(not _system_python_has_libvirt(), reason="no python3-libvirt for /usr/bin/python3")
+def test_launcher_finds_the_system_libvirt_bindings_despite_dash_s(tmp_path: Path) -> None:
+    bundle = executor_bundle.build_bundle(tmp_path / "build")
+    home = tmp_path / "home"
+    remote = str(tmp_path / "remote")
+    assert _sh(executor_bundle.upload_command(remote, bundle.digest), home, bundle.data).returncode == 0
+    launch = executor_bundle.launcher_command(remote, "/usr/bin/python3", bundle.digest, [])
+    steps = [{"name": "net", "action": "libvirt_network",
+              "args": {"name": "default", "state": "active", "uri": "test:///default"}}]
+    for n in range(2):
+        ran = _sh(launch, home, json.dumps(request(steps, rid=f"lv-{n}")).encode())
+        assert ran.returncode == 0, (ran.stdout, ran.stderr)
+        end = [protocol.decode_event(line) for line in ran.stdout.splitlines()][-2]
+        assert end["event"] == "step_end" and end["status"] in ("ok", "changed"), end
+    watch = executor_bundle.launcher_command(remote, "/usr/bin/python3", bundle.digest,
+                                             ["--watch-domains", "test:///default"])
+    proc = subprocess.Popen(["sh", "-c", watch], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, HOME=str(home)))
+    assert proc.stdout is not None
+    first = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert [e["event"] for e in first] == ["hello", "domain_list"]
