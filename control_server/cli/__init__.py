@@ -12,11 +12,29 @@ from typing import Any
 import click
 
 from control_server import __version__
-from control_server.cli.common import HostplaneGroup
+from control_server.cli.common import HostplaneGroup, LazyCommands
 from control_server.errors import HostplaneError
 
+# Every command, in the tour order, as ``module:attribute`` of control_server.cli: a
+# module is imported only when one of its commands runs (or --help lists them all), so
+# ``--version`` or an exec that matches nothing never loads SQLAlchemy, rich or FastAPI.
+COMMANDS = {
+    "inventory": "inventory_cmds:inventory",
+    "templates": "template_cmds:templates",
+    "render": "template_cmds:render_cmd",
+    "run": "run_cmds:run_cmd",
+    "exec": "run_cmds:exec_cmd",
+    "results": "run_cmds:results",
+    "jobs": "jobs_cmds:jobs_group",
+    "events": "events_cmds:events_cmd",
+    "serve": "serve_cmds:serve_cmd",
+    "tokens": "serve_cmds:tokens_group",
+    "lab": "lab_cmds:lab",
+}
 
-@click.group(cls=HostplaneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=HostplaneGroup, commands=LazyCommands("control_server.cli", COMMANDS),
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hostplane")
 def cli() -> None:
     """Configure fleets of virtualization hosts over SSH.
@@ -28,27 +46,6 @@ def cli() -> None:
       hostplane exec -i inventory/example.ini all -- uptime
       hostplane lab up -n 3
     """
-
-
-def _register() -> None:
-    from control_server.cli import (
-        events_cmds,
-        inventory_cmds,
-        jobs_cmds,
-        lab_cmds,
-        run_cmds,
-        serve_cmds,
-        template_cmds,
-    )
-
-    modules = (inventory_cmds, template_cmds, run_cmds, jobs_cmds, events_cmds, serve_cmds,
-               lab_cmds)
-    for module in modules:
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from control_server import api
-from control_server.cli.common import extra_vars_option, warn
+from control_server.cli.common import db_option, extra_vars_option, warn
 from control_server.console import ConsoleSink
 from control_server.errors import InputError
 from control_server.events import Sink
@@ -22,7 +22,6 @@ from control_server.extra_vars import parse_extra_vars
 from control_server.jsonl import JsonLinesSink
 from control_server.runner import HostPlan
 from control_server.store.records import (
-    ENV_DB,
     FINAL_STATES,
     INTERRUPTED,
     JOB_STATES,
@@ -35,19 +34,6 @@ if TYPE_CHECKING:  # SQLAlchemy loads only when a command opens the store
 
 F = TypeVar("F", bound=Callable[..., Any])
 FOLLOW_POLL = 0.5
-
-
-def db_option(func: F) -> F:
-    return click.option("--db", "db_url", envvar=ENV_DB, metavar="URL",
-                        help="Job store URL (default: $HOSTPLANE_DB, else SQLite in "
-                             "$XDG_STATE_HOME/hostplane).")(func)
-
-
-# The flags `run` and `exec` add for recording (see run_cmds.run_options).
-RECORD_OPTIONS = [
-    db_option,
-    click.option("--no-record", is_flag=True, help="Do not record this run as a job."),
-]
 
 
 def open_store(db_url: str | None) -> JobStore:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from control_server import api
-from control_server.cli import jobs_cmds
 from control_server.cli.common import (
+    RECORD_OPTIONS,
     extra_vars_option,
     inventory_option,
     limit_option,
@@ -21,17 +18,15 @@ from control_server.cli.common import (
     templates_option,
     warn,
 )
-from control_server.console import ConsoleSink
-from control_server.events import Sink
-from control_server.extra_vars import parse_extra_vars
-from control_server.jsonl import JsonLinesSink
-from control_server.runner import RunOptions, RunResult
-from control_server.sequence import forms_of, redact
-from control_server.template_usage import unused_extra_vars
-from control_server.templating import TemplateLibrary
 from control_server.transport import TRANSPORTS, TransportSettings
 from control_server.transport.base import HOST_KEY_POLICIES
-from control_server.transport.ssh_options import CLI_OFF_WARNING, off_warnings
+
+# The run itself (runner, console, store, templates) loads once hosts matched: an exec
+# that matches nothing, or a --help, stays a click start-up.
+if TYPE_CHECKING:
+    from control_server import api
+    from control_server.events import Sink
+    from control_server.runner import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,7 +78,7 @@ def run_options(func: F) -> F:
                      metavar="S", help="How long to try to reattach after a lost connection."),
         click.option("--keepalive", type=float, default=15.0, show_default=True, metavar="S",
                      help="SSH keepalive interval; 3 unanswered = connection lost."),
-        *jobs_cmds.RECORD_OPTIONS,  # --db, --no-record
+        *RECORD_OPTIONS,  # --db, --no-record
     ]
     for deco in reversed(decorators):
         func = deco(func)
@@ -91,8 +86,9 @@ def run_options(func: F) -> F:
 
 
 def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.RunConfig:
-    if kw["host_key_checking"] == "off":
-        warn([CLI_OFF_WARNING])
+    from control_server import api
+    from control_server.runner import RunOptions
+
     return api.RunConfig(
         options=RunOptions(
             forks=kw["forks"],
@@ -120,6 +116,9 @@ def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.Ru
 
 
 def _sinks(as_json: bool, verbose: bool, show_output: bool) -> list[Sink]:
+    from control_server.console import ConsoleSink
+    from control_server.jsonl import JsonLinesSink
+
     if as_json:
         return [JsonLinesSink(sys.stdout)]
     return [ConsoleSink(verbose=verbose, show_output=show_output)]
@@ -132,16 +131,31 @@ def _finish(result: RunResult, retry_file: Path | None) -> None:
     sys.exit(result.exit_code)
 
 
-def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
+def _execute(pattern: str, make_task: Callable[[], api.Task], kw: dict[str, Any],
              templates_dirs: tuple[Path, ...] = ()) -> None:
     inv = load_inventory(kw["inventories"])
-    evars = parse_extra_vars(list(kw["extra_vars"]))
-    config = _config(kw, templates_dirs)
-    hosts = inv.hosts(pattern, config.limit)
+    evars: dict[str, Any] = {}
+    if kw["extra_vars"]:  # (PyYAML loads only for them)
+        from control_server.extra_vars import parse_extra_vars
+
+        evars = parse_extra_vars(list(kw["extra_vars"]))
+    if kw["host_key_checking"] == "off":
+        from control_server.transport.ssh_options import CLI_OFF_WARNING
+
+        warn([CLI_OFF_WARNING])
+    hosts = inv.hosts(pattern, kw["limit"])
     warn(inv.warnings)
     if not hosts:
         warn(["No hosts matched, nothing to do"])  # as Ansible: exit 0, no job
         sys.exit(0)
+    from control_server import api
+    from control_server.cli import jobs_cmds
+    from control_server.template_usage import unused_extra_vars
+    from control_server.templating import TemplateLibrary
+    from control_server.transport.ssh_options import off_warnings
+
+    config = _config(kw, templates_dirs)
+    task = make_task()
     if isinstance(task, api.TemplateTask) and evars:
         unused = unused_extra_vars(TemplateLibrary(config.templates_dirs), task.name, evars)
         warn([unused] if unused else [])
@@ -150,6 +164,8 @@ def _execute(pattern: str, task: api.Task, kw: dict[str, Any],
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
     job = jobs_cmds.recorder(kw, pattern, task, evars, config, plans)  # the run as a job
     sinks += [job] if job is not None else []
+    import asyncio
+
     result = asyncio.run(api.execute_plans(plans, config, sinks, api.describe(task)))
     _finish(result, kw["retry_file"])
 
@@ -170,7 +186,12 @@ def run_cmd(pattern: str, template: str, templates_dirs: tuple[Path, ...], **kw:
       hostplane run -i hosts.ini all host_facts --json > facts.jsonl
       hostplane run -i hosts.ini kvm stop_instance -e name=vm42 --serial 2 --check
     """
-    _execute(pattern, api.TemplateTask(template), kw, templates_dirs)
+    def task() -> api.Task:
+        from control_server import api
+
+        return api.TemplateTask(template)
+
+    _execute(pattern, task, kw, templates_dirs)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
@@ -191,7 +212,13 @@ def exec_cmd(pattern: str, command: tuple[str, ...], shell: bool,
       hostplane exec -i hosts.ini kvm --shell -- 'virsh list --all | tail -n +3'
     """
     argv = (" ".join(command),) if shell else command
-    _execute(pattern, api.AdhocTask(argv, shell=shell, timeout=step_timeout), kw)
+
+    def task() -> api.Task:
+        from control_server import api
+
+        return api.AdhocTask(argv, shell=shell, timeout=step_timeout)
+
+    _execute(pattern, task, kw)
 
 
 @click.group("results")
@@ -228,12 +255,19 @@ def fetch_cmd(inventories: tuple[str, ...], host_key_checking: str | None,
       hostplane results fetch -i hosts.ini kvm01 0c9d4e...
       hostplane results fetch -i hosts.ini kvm01 0c9d4e... --redact @secrets.txt
     """
+    from control_server import api
+    from control_server.sequence import forms_of, redact
+    from control_server.transport.ssh_options import CLI_OFF_WARNING
+
     inv = load_inventory(inventories)
     if host_key_checking == "off":
         warn([CLI_OFF_WARNING])
     settings = TransportSettings(host_key_checking=host_key_checking, known_hosts=known_hosts,
                                  ssh_config=ssh_config)
     hidden = forms_of(_redact_values(secrets))
+    import asyncio
+    import json
+
     events = redact(asyncio.run(api.fetch_journal(inv.host(host), request_id, settings)), hidden)
     for event in events:
         click.echo(json.dumps(event))

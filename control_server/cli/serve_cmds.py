@@ -13,8 +13,7 @@ from typing import Any
 import click
 
 from control_server import api
-from control_server.cli.common import inventory_option, templates_option, warn
-from control_server.cli.jobs_cmds import db_option
+from control_server.cli.common import db_option, inventory_option, templates_option, warn
 from control_server.cli.run_cmds import host_key_option, known_hosts_option
 from control_server.errors import InputError
 from control_server.runner import RunOptions

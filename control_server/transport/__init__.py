@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from control_server.errors import InputError
 from control_server.inventory import ConnectionTarget
 from control_server.transport.base import ChannelResult, Transport, TransportSettings
-from control_server.transport.limiter import HandshakeLimiter
-from control_server.transport.ssh_options import host_ssh_options
+
+if TYPE_CHECKING:
+    from control_server.transport.limiter import HandshakeLimiter
 
 TRANSPORTS = ("ssh", "local", "paramiko")
 
@@ -24,6 +25,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # The limiter loads asyncio: only a run needs it, not the CLI reading its flags.
+    if name == "HandshakeLimiter":
+        from control_server.transport.limiter import HandshakeLimiter
+
+        return HandshakeLimiter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_transport(
     target: ConnectionTarget,
     hostvars: Mapping[str, Any],
@@ -32,6 +42,8 @@ def open_transport(
     override: str | None = None,
 ) -> Transport:
     """The transport for one host: ``--transport`` wins over ``ansible_connection``."""
+    from control_server.transport.ssh_options import host_ssh_options
+
     kind = override or target.connection
     if kind == "local":
         from control_server.transport.local import LocalTransport
