@@ -19,8 +19,10 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CONFIG = "~/.ssh/config"
 Block = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
@@ -59,9 +61,42 @@ def _parse_lines(path: Path, depth: int = 0) -> list[Block]:
     return blocks
 
 
+def _plain(pattern: str) -> bool:
+    return not pattern.startswith("!") and "*" not in pattern and "?" not in pattern
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """A file's blocks, or known_hosts lines, with the plain names in a dict: a lookup
+    costs a dict hit plus the wildcard/negated/hashed entries, not a scan of the file."""
+
+    items: tuple[Any, ...]
+    exact: dict[str, tuple[int, ...]]
+    general: tuple[int, ...]
+
+    def candidates(self, names: tuple[str, ...]) -> list[Any]:
+        found = set(self.general)
+        for name in names:
+            found.update(self.exact.get(name.lower(), ()))
+        return [self.items[i] for i in sorted(found)]
+
+
+def _index(items: list[Any], patterns_of: Callable[[Any], list[str] | None]) -> _Indexed:
+    exact: dict[str, list[int]] = {}
+    general: list[int] = []
+    for i, item in enumerate(items):
+        patterns = patterns_of(item)
+        if patterns is None or not all(_plain(p) for p in patterns):
+            general.append(i)
+            continue
+        for pattern in dict.fromkeys(p.lower() for p in patterns):
+            exact.setdefault(pattern, []).append(i)
+    return _Indexed(tuple(items), {k: tuple(v) for k, v in exact.items()}, tuple(general))
+
+
 @functools.lru_cache(maxsize=32)
-def _parsed(path: str, mtime_ns: int) -> tuple[Block, ...]:
-    return tuple(_parse_lines(Path(path)))
+def _parsed(path: str, mtime_ns: int) -> _Indexed:
+    return _index(_parse_lines(Path(path)), lambda block: list(block[0]) or None)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -94,7 +129,7 @@ def _config_values(name: str, configs: Sequence[str | Path] | None) -> dict[str,
             blocks = _parsed(str(path), path.stat().st_mtime_ns)
         except OSError:
             continue
-        for patterns, values in blocks:
+        for patterns, values in blocks.candidates((name,)):
             if _matches(patterns, name):
                 for key, value in values:
                     found.setdefault(key, value)
@@ -116,14 +151,14 @@ def _host_matches(field_: str, names: tuple[str, ...]) -> bool:
 
 
 @functools.lru_cache(maxsize=32)
-def _known_lines(path: str, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+def _known_lines(path: str, mtime_ns: int) -> _Indexed:
     out = []
     with open(path, errors="replace") as fh:
         for line in fh:
             words = line.split()
             if len(words) >= 3 and not words[0].startswith(("#", "@")):
                 out.append((words[0], words[2]))
-    return tuple(out)
+    return _index(out, lambda line: None if line[0].startswith("|") else line[0].split(","))
 
 
 def recorded_key(host: str, port: int, files: Sequence[str | Path]) -> str | None:
@@ -135,9 +170,9 @@ def recorded_key(host: str, port: int, files: Sequence[str | Path]) -> str | Non
             lines = _known_lines(str(path), path.stat().st_mtime_ns)
         except OSError:
             continue
-        for hosts, blob in lines:
+        for hosts, blob in lines.candidates(names):
             if _host_matches(hosts, names):
-                return blob
+                return str(blob)
     return None
 
 

@@ -27,6 +27,7 @@ from control_server.errors import (
 )
 from control_server.inventory import ConnectionTarget
 from control_server.transport import known_hosts as kh
+from control_server.transport.asyncssh_config import config_for
 from control_server.transport.base import (
     CANCEL_GRACE,
     READ_CHUNK,
@@ -155,9 +156,10 @@ class AsyncSSHTransport(Transport):
 
     # --- connecting -------------------------------------------------------------------
 
-    def _config_option(self) -> dict[str, Any]:
-        config = self._opts.ssh_config or self.settings.ssh_config
-        return {"config": [str(config.expanduser())]} if config is not None else {}
+    def _config_option(self, host: str) -> dict[str, Any]:
+        # Always explicit: only the blocks of ssh_config that can apply to ``host``
+        # (asyncssh would parse the whole file, ~/.ssh/config by default, per connection).
+        return {"config": config_for(self._opts.ssh_config or self.settings.ssh_config, host)}
 
     def _base_options(self) -> dict[str, Any]:
         t = self.target
@@ -166,7 +168,7 @@ class AsyncSSHTransport(Transport):
             "connect_timeout": self.settings.connect_timeout,
             "keepalive_interval": self.settings.keepalive_interval,
             "keepalive_count_max": 3,
-            **self._config_option(),
+            **self._config_option(t.address),
         }
         if t.port is not None:
             opts["port"] = t.port
@@ -206,7 +208,7 @@ class AsyncSSHTransport(Transport):
                 tunnel = await self._jump(plan.proxy_jump, depth + 1)
             opts: dict[str, Any] = {"host": host, "tunnel": tunnel,
                                     "connect_timeout": self.settings.connect_timeout,
-                                    **self._config_option()}
+                                    **self._config_option(host)}
             opts.update({k: v for k, v in (("port", port), ("username", user)) if v})
             conn = await self._verified(_Verifier(plan, f"jump host {host}: ",
                                                   self.target.host), opts)
