@@ -12,13 +12,11 @@ acted on is on disk. Journals older than ``MAX_AGE`` are pruned opportunisticall
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import time
 
-from host_executor import paths
+from host_executor import jsonfast, paths
 from host_executor.errors import ExecutorDied, RequestReused, UnknownJournal
 
 TYPE_CHECKING = False
@@ -77,8 +75,10 @@ class Journal:
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
+            try:
                 os.close(fd)
+            except OSError:
+                pass
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -121,7 +121,7 @@ def _ends(data: bytes) -> bool:
     for raw in data.splitlines():
         if b'"event":"done"' in raw or b'"event":"error"' in raw:  # cheap filter first
             try:
-                if json.loads(raw).get("event") in ("done", "error"):
+                if jsonfast.loads(raw).get("event") in ("done", "error"):
                     return True
             except (ValueError, AttributeError):
                 continue
@@ -168,7 +168,7 @@ def writer_pid(request_id: str) -> Optional[int]:
     path = journal_path(request_id)
     try:
         with open(path, "rb") as handle:
-            hello = json.loads(handle.readline())
+            hello = jsonfast.loads(handle.readline())
         pid = int(hello["pid"])
         target = os.path.realpath(path)
         for name in os.listdir("/proc/%d/fd" % pid):
@@ -215,7 +215,7 @@ def summarize(path: str) -> Dict[str, Any]:
         return summary
     for raw in lines:
         try:
-            event = json.loads(raw)
+            event = jsonfast.loads(raw)
         except ValueError:
             continue  # a line cut short by a crash
         kind = event.get("event") if isinstance(event, dict) else None

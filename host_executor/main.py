@@ -15,10 +15,7 @@ Nothing here may print a traceback: every failure is an ``error`` event and an e
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 import sys
 
 from host_executor import __version__, journal, protocol, request
@@ -109,8 +106,10 @@ def run_request(watch_stdin: bool = False) -> int:
 
 
 def _prune_quietly() -> None:
-    with contextlib.suppress(OSError):
+    try:
         journal.prune_if_due()
+    except OSError:
+        pass
 
 
 def show_journal(request_id: str) -> int:
@@ -127,6 +126,9 @@ def follow_journal(request_id: str) -> int:
     """Print the journal, then what the (detached) executor appends, until its end. A
     cancel sent to the follower is passed on to that executor (SIGTERM), so a reattached
     controller can still stop the sequence, and its last events follow."""
+    import contextlib
+    import signal
+
     watch = ControllerWatch()
     watch.install_signals()
     watch.start(False)
@@ -149,6 +151,8 @@ def follow_journal(request_id: str) -> int:
 
 
 def list_journals() -> int:
+    import json
+
     lines = [json.dumps(entry, sort_keys=True) + "\n" for entry in journal.list_journals()]
     write_stdout("".join(lines).encode("utf-8"))
     return protocol.EXIT_OK
@@ -177,6 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return watch_domains(args[1:])
         if args == ["--version"]:
+            import json
+
             info = {"protocol": protocol.PROTOCOL_VERSION, "digest": executor_digest(),
                     "version": __version__}
             write_stdout((json.dumps(info, sort_keys=True) + "\n").encode())

@@ -29,8 +29,7 @@ protocol version mismatch), 3 lock not acquired.
 
 from __future__ import annotations
 
-import base64
-import json
+from host_executor import jsonfast
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
@@ -503,11 +502,13 @@ def make_request(
 
 def encode_event(event: Dict[str, Any]) -> bytes:
     """One JSON line. ``ensure_ascii`` keeps the line pure ASCII whatever the payload."""
-    return (json.dumps(event, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+    return (jsonfast.dumps(event) + "\n").encode("ascii")
 
 
 def decode_event(line: bytes) -> Dict[str, Any]:
     """Parse one event line; raise ``ProtocolError`` on anything that is not an event."""
+    import json
+
     try:
         event = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -532,6 +533,8 @@ def encode_output(data: bytes, limit: int, stream: str) -> Dict[str, Any]:
     try:
         fields[stream] = data.decode("utf-8")
     except UnicodeDecodeError:
+        import base64
+
         fields[stream] = data.decode("utf-8", errors="replace")
         fields[stream + "_b64"] = base64.b64encode(data).decode("ascii")
     return fields
@@ -541,5 +544,7 @@ def output_bytes(event: Dict[str, Any], stream: str) -> bytes:
     """The exact bytes of a captured stream from a ``step_end`` event."""
     raw = event.get(stream + "_b64")
     if raw is not None:
+        import base64
+
         return base64.b64decode(raw)
     return str(event.get(stream, "")).encode("utf-8")

@@ -9,10 +9,9 @@ the executor cannot run is rejected before any step starts (exit 2).
 
 from __future__ import annotations
 
-import json
 import os
 
-from host_executor import actions, protocol
+from host_executor import actions, jsonfast, protocol
 from host_executor.errors import BadRequest
 
 TYPE_CHECKING = False
@@ -48,14 +47,14 @@ def read_document(fd: int = 0) -> Tuple[Any, Optional[str]]:
 
 def _parse(data: bytes) -> Tuple[Any, Optional[str]]:
     try:
-        return json.loads(data), None
+        return jsonfast.loads(data), None
     except RecursionError:
         return None, "the request is not valid JSON: nested too deeply"
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(exc.doc.rstrip()):
+    except ValueError as exc:  # JSONDecodeError (json is imported by now), UnicodeDecodeError
+        import json
+
+        if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc.rstrip()):
             return None, "the request is truncated: its JSON ends early (%d bytes read)" % len(data)
-        return None, "the request is not valid JSON: %s" % exc
-    except ValueError as exc:  # UnicodeDecodeError
         return None, "the request is not valid JSON: %s" % exc
 
 

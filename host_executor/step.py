@@ -7,7 +7,7 @@ dataclasses: importing ``dataclasses`` costs start-up time on every host, every 
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
@@ -17,23 +17,46 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
 class CancelToken:
     """Set when the step must stop now (the controller went away, a signal arrived)."""
 
-    __slots__ = ("_event", "reason")
+    # threading.Event's set/is_set/wait on a bare lock, held while not cancelled: importing
+    # threading costs start-up time. cancel() may run in a signal handler or the watcher
+    # thread, even twice at once: a second release of the lock is simply ignored.
+    __slots__ = ("_cancelled", "_lock", "reason")
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._cancelled = False
         self.reason = ""
 
     def cancel(self, reason: str) -> None:
-        if not self._event.is_set():
+        if not self._cancelled:
             self.reason = reason
-            self._event.set()
+            self._cancelled = True
+            _release(self._lock)
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def wait(self, timeout: Optional[float]) -> bool:
         """Sleep up to ``timeout`` seconds; True as soon as the token is cancelled."""
-        return self._event.wait(timeout)
+        if self._cancelled:
+            return True
+        if timeout is None:
+            got = self._lock.acquire()
+        elif timeout <= 0:
+            got = self._lock.acquire(False)
+        else:
+            got = self._lock.acquire(True, min(timeout, _thread.TIMEOUT_MAX))
+        if got:  # cancelled: leave the lock free for every other waiter
+            _release(self._lock)
+        return self._cancelled
+
+
+def _release(lock: _thread.LockType) -> None:
+    try:
+        lock.release()
+    except RuntimeError:
+        pass  # released already (a concurrent cancel)
 
 
 class StepContext:

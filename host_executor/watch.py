@@ -16,14 +16,18 @@ the request, a lost controller cancels as before.
 
 from __future__ import annotations
 
-import json
+import _thread
 import os
 import select
-import signal
 import stat
-import threading
 
+from host_executor import jsonfast
 from host_executor.step import CancelToken
+
+try:  # ``signal`` imports ``enum``: start-up time on every host; ``_signal`` is the same API
+    import _signal as signal
+except ImportError:  # pragma: no cover - another Python
+    import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every host start-up time; annotations are strings
@@ -31,6 +35,7 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
 
 _HANGUP = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _CANCEL_SIGNALS = ("SIGTERM", "SIGINT")
+_NAMES = {getattr(signal, name): name for name in _CANCEL_SIGNALS}
 _MAX_CONTROL_LINE = 4096
 
 
@@ -42,7 +47,7 @@ class ControllerWatch:
         self.abort_on_loss = False
         self.lost_reason: Optional[str] = None
         self.stdout_gone = False
-        self._thread: "threading.Thread | None" = None
+        self._started = False
 
     @property
     def cancelled(self) -> bool:
@@ -80,20 +85,25 @@ class ControllerWatch:
     def _on_cancel_signal(self, signum: int, _frame: Any) -> None:
         # Only set a flag: the main thread notices within one poll interval and unwinds
         # cleanly (kill the step, roll back, journal), which an exception here could not.
-        self.cancel("%s received" % signal.Signals(signum).name)
+        self.cancel("%s received" % _NAMES.get(signum, "signal %d" % signum))
 
     def _on_hangup(self, _signum: int, _frame: Any) -> None:
         self.mark_lost("SIGHUP received")
 
     def start(self, watch_stdin: bool) -> None:
-        """Start the watcher thread (a daemon: it never keeps the executor alive)."""
+        """Start the watcher thread (a bare ``_thread``, which never keeps the executor
+        alive, like a daemon thread; ``threading`` costs start-up time)."""
         fds: List[int] = [self.stdout_fd]
         if _is_stream(self.stdin_fd):
             fds.append(self.stdin_fd)
-        self._thread = threading.Thread(
-            target=self._watch, args=(fds, watch_stdin), name="controller-watch", daemon=True
-        )
-        self._thread.start()
+        _thread.start_new_thread(self._watch_quietly, (fds, watch_stdin))
+        self._started = True
+
+    def _watch_quietly(self, fds: List[int], watch_stdin: bool) -> None:
+        try:
+            self._watch(fds, watch_stdin)
+        except Exception:  # never a traceback on stderr; the run goes on unwatched
+            pass
 
     def _watch(self, fds: List[int], watch_stdin: bool) -> None:
         poller = select.poll()
@@ -137,7 +147,7 @@ class ControllerWatch:
 
 def _cancel_reason(line: bytes) -> Optional[str]:
     try:
-        message = json.loads(line)
+        message = jsonfast.loads(line)
     except ValueError:
         return None  # stray bytes after the request: ignored
     if isinstance(message, dict) and "cancel" in message:

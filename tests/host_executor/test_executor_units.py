@@ -108,3 +108,24 @@ def test_cancel_token() -> None:
     token.cancel("first")
     token.cancel("second")
     assert token.is_set() and token.reason == "first" and token.wait(0)
+
+
+def test_jsonfast_matches_json() -> None:
+    import json
+
+    from host_executor import jsonfast
+
+    docs = [{"a": [1, 2.5, -0.0, 1e300, None, True, False, "x\u00e9\u2603\ud83d\ude00\n\"\\"],
+             "b": {"c": {}}, "": [[]]}, [], {"nan": float("inf")}]
+    for doc in docs:
+        assert jsonfast.dumps(doc) == json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+        text = json.dumps(doc).encode()
+        assert jsonfast.loads(text) == json.loads(text)
+        assert jsonfast.loads(b" \n" + text + b"\r\n ") == json.loads(text)
+    for bad in (b'{"a": 1', b'{"a": 1} x', b'{"a": 01}', b"\xff{}", b"", b"{'a': 1}"):
+        with pytest.raises(ValueError):
+            jsonfast.loads(bad)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        jsonfast.dumps({"a": object()})
+    assert jsonfast.loads('{"a": "\u00e9"}'.encode("utf-16")) == {"a": "\u00e9"}  # as json
+    assert jsonfast.loads(b'{"n": NaN, "s": "\xed\xa0\x80"}')["s"] == "\ud800"
