@@ -142,10 +142,10 @@ def test_action_exception_is_the_steps_failure(executor: Executor, tmp_path: Pat
     # Validation refuses every bad input it knows of (a NUL in argv did this once), so a
     # sitecustomize makes spawning raise what no action expects.
     (tmp_path / "sitecustomize.py").write_text(
-        "import subprocess\n"
+        "import os, subprocess\n"
         "def _boom(*a, **k):\n"
         "    raise ValueError('unforeseen')\n"
-        "subprocess.Popen = _boom\n"
+        "subprocess.Popen = os.posix_spawn = _boom\n"
     )
     path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
     out = executor.run(request([step("nul", "command", argv=["echo", "ab"]),
