@@ -93,7 +93,10 @@ def prepare_job(store: JobStore, request: JobRequest, inventory: Inventory,
 
 def store_sink(store: JobStore, job_id: int, plans: Iterable[HostPlan],
                on_cancel: Callable[[], None] | None = None) -> StoreSink:
-    return StoreSink(store, job_id, {p.host: p.redact for p in plans}, on_cancel=on_cancel)
+    """The job's sink for a run in the event loop: ``emit`` never waits for the disk; the
+    run's end does (``close``/``aclose``, then the job's final state)."""
+    return StoreSink(store, job_id, {p.host: p.redact for p in plans}, on_cancel=on_cancel,
+                     wait=False)
 
 
 async def execute_job(store: JobStore, job: PreparedJob, sinks: Iterable[Sink] = ()
@@ -136,6 +139,7 @@ async def run_plans(store: JobStore, job_id: int, plans: list[HostPlan], config:
         raise
     finally:
         _RUNNING.pop(job_id, None)
+    await sink.aclose()  # every host_end committed, the loop free meanwhile
     finish_job(store, job_id, sink)
     return result
 

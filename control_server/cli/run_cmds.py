@@ -163,7 +163,9 @@ def _execute(pattern: str, make_task: Callable[[], api.Task], kw: dict[str, Any]
     warn(off_warnings((p.host, getattr(p.transport, "host_keys", None)) for p in plans))
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
     job = jobs_cmds.recorder(kw, pattern, task, evars, config, plans)  # the run as a job
-    sinks += [job] if job is not None else []
+    # The job first: at the run's end it commits everything (host_end included) before
+    # the console prints the recap, so what the recap reports is on disk.
+    sinks = ([job] if job is not None else []) + sinks
     import asyncio
 
     result = asyncio.run(api.execute_plans(plans, config, sinks, api.describe(task)))

@@ -4,9 +4,17 @@ The runner calls ``emit`` in its event loop; the write happens in a writer threa
 slow disk or a PostgreSQL round trip never holds the loop. The thread writes as soon as
 an event is queued (no timer): alone, an event is one transaction; in a burst, everything
 queued meanwhile goes in the next transaction (group commit), so the backlog never grows.
-A host's result (``host_end``) and the run's end are flushed before ``emit`` returns: what
-the runner treats as finished is on disk. A SIGKILL can take only events received in the
-last transaction's time (well under a millisecond on SQLite; see ``store.engine``).
+
+Durability, two ways. By default (a caller outside an event loop) a host's result
+(``host_end``) and the run's end are flushed before ``emit`` returns. With
+``wait=False`` (every run, through ``jobs.store_sink``) ``emit`` never waits: the writer
+commits each ``host_end`` the moment it is queued, and what makes it *reported* durable is
+the run's end: ``close()`` (or ``aclose()`` from a loop, which waits in a thread) returns
+once everything emitted is committed, and the CLI prints its recap and exits, a job reads
+as finished, only after that. So the event loop never blocks on the disk, and a host's
+result is on disk before anyone is told the run is over. A SIGKILL can take only events
+received in the last transaction's time (well under a millisecond on SQLite; see
+``store.engine``); those hosts are not recorded as finished and a resume runs them again.
 
 Between events the thread beats the job's heartbeat and reads its cancel flag, which is
 how a ``jobs cancel`` from another process reaches the running job (``on_cancel``).
@@ -14,6 +22,7 @@ how a ``jobs cancel`` from another process reaches the running job (``on_cancel`
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -37,8 +46,9 @@ class StoreSink:
     def __init__(self, store: JobStore, job_id: int,
                  redactors: Mapping[str, Redactor] | None = None,
                  on_cancel: Callable[[], None] | None = None,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL, wait: bool = True) -> None:
         self.store = store
+        self.wait = wait  # emit waits for host_end / run_end to be committed
         self.job_id = job_id
         self.redactors = dict(redactors or {})
         self.on_cancel = on_cancel
@@ -59,7 +69,7 @@ class StoreSink:
 
     def emit(self, event: RunEvent) -> None:
         self._queue.put(event)
-        if isinstance(event, HostFinished | RunFinished):
+        if self.wait and isinstance(event, HostFinished | RunFinished):
             self.flush()
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
@@ -77,6 +87,11 @@ class StoreSink:
         self._queue.put(None)
         self._thread.join(FLUSH_TIMEOUT)
         self._closed = True
+
+    async def aclose(self) -> None:
+        """``close()`` without blocking the event loop (the wait runs in a thread)."""
+        if not self._closed:
+            await asyncio.to_thread(self.close)
 
     # --- the writer thread --------------------------------------------------------------
 
