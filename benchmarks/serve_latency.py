@@ -192,11 +192,15 @@ async def raw_sustained(fleet: Fleet, clients: int, seconds: float
     from control_server.delivery import Delivery
     from control_server.sequence import adhoc_sequence, build_request
 
-    conns = await asyncio.gather(*(
-        asyncssh.connect(addr, port=server.port, username="root",
-                         client_keys=[str(server.client_key)],
-                         known_hosts=str(fleet.known_hosts))
-        for server, addr in fleet.hosts.values()))
+    gate = asyncio.Semaphore(8)  # under sshd's MaxStartups (10)
+
+    async def connect(server: LoopbackSSHD, addr: str) -> asyncssh.SSHClientConnection:
+        async with gate:
+            return await asyncssh.connect(addr, port=server.port, username="root",
+                                          client_keys=[str(server.client_key)],
+                                          known_hosts=str(fleet.known_hosts))
+
+    conns = await asyncio.gather(*(connect(s, a) for s, a in fleet.hosts.values()))
     launcher = Delivery(executor_bundle.build_bundle()).launcher()
     times: list[float] = []
     errors = 0
