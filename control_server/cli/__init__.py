@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -67,6 +66,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except Exception as exc:  # last resort: one line, the traceback only on request
         if os.environ.get("HOSTPLANE_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         click.echo(
             f"internal error: {type(exc).__name__}: {exc} (set HOSTPLANE_DEBUG=1 for details)",
