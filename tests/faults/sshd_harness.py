@@ -164,11 +164,22 @@ class LoopbackSSHD:
         return self.host_pub
 
     def session_pids(self) -> list[int]:
-        """PIDs of the per-connection sshd processes (children of the listener)."""
+        """PIDs of every sshd process under the listener: each connection's monitor and its
+        session (killing them all cuts the connection; the executor below is not one)."""
         if self.proc is None:
             return []
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+        found, todo = [], [self.proc.pid]
+        while todo:
+            out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True,
+                                 text=True)
+            for pid in map(int, out.stdout.split()):
+                todo.append(pid)
+                try:
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                        found.append(pid)
+                except OSError:
+                    continue
+        return found
 
     def stop(self) -> None:
         if self.proc is None:

@@ -28,20 +28,7 @@ def _start(server: LoopbackSSHD, *args: str) -> subprocess.Popen[str]:
 
 
 def _sessions(server: LoopbackSSHD) -> list[int]:
-    """Every sshd process under the listener (the per-connection monitor and session)."""
-    assert server.proc is not None
-    found, todo = [], [server.proc.pid]
-    while todo:
-        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
-        for pid in map(int, out.stdout.split()):
-            todo.append(pid)
-            try:
-                comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            except OSError:
-                continue
-            if comm == "sshd":
-                found.append(pid)
-    return found
+    return server.session_pids()
 
 
 def _wait_for(path: Path, text: str, timeout: float = 30) -> None:

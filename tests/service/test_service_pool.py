@@ -24,22 +24,8 @@ from sshd_harness import LoopbackSSHD, have_sshd
 ACCEPTED = "Accepted publickey"
 
 
-def _sshd_processes(server: LoopbackSSHD) -> list[int]:
-    """Every sshd process under the listener (each connection's monitor and session)."""
-    assert server.proc is not None
-    found, todo = [], [server.proc.pid]
-    while todo:
-        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
-        for pid in map(int, out.stdout.split()):
-            todo.append(pid)
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
-                    found.append(pid)
-    return found
-
-
 def _kill_sessions(server: LoopbackSSHD) -> None:
-    pids = _sshd_processes(server)
+    pids = server.session_pids()
     assert pids, "no sshd session to kill"
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -148,9 +134,9 @@ def test_an_idle_connection_is_closed_after_idle_close(warm_idle: Warm) -> None:
     _ok(warm_idle.request())
     _ok(warm_idle.request())
     assert _handshakes(warm_idle.sshd) == 1
-    assert _sshd_processes(warm_idle.sshd)  # the connection is open, waiting
+    assert warm_idle.sshd.session_pids()  # the connection is open, waiting
     deadline = time.monotonic() + 15
-    while _sshd_processes(warm_idle.sshd):  # closed by serve: sshd's session ends
+    while warm_idle.sshd.session_pids():  # closed by serve: sshd's session ends
         assert time.monotonic() < deadline, "the idle connection was not closed"
         time.sleep(0.1)
     _ok(warm_idle.request())
