@@ -131,3 +131,52 @@ instances = Table(
     Column("updated_at", Float, nullable=False),
     Column("payload", Text, nullable=False, default="{}"),
 )
+
+# --- Several control servers (issue 10) ----------------------------------------------------
+# Each running ``serve``: registered at start, heartbeating while it runs, deleted when it
+# stops. A second server on a SQLite store is refused from what this table holds.
+servers = Table(
+    "servers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("boot", String(64)),  # with the process start time: a reused pid is not alive
+    Column("proc_start", String(64)),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),  # the database's clock, not the server's
+)
+
+# The job queue and each job's lease, in a table of its own so that the jobs table (written
+# on every event) keeps its shape. ``fence`` only ever grows: every claim bumps it, and a
+# write carrying an older value is refused (the fencing token).
+job_queue = Table(
+    "job_queue",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(16), nullable=False),  # queued | claimed | done
+    Column("enqueued_at", Float, nullable=False),
+    Column("owner", String(100)),  # servers.id of the holder (kept after it is gone)
+    Column("lease_expires", Float),  # the database's clock
+    Column("fence", Integer, nullable=False, default=0),
+    Column("claimed_at", Float),
+)
+Index("ix_job_queue_state", job_queue.c.state, job_queue.c.enqueued_at)
+
+# What a placement takes of a host, made in the transaction that decides the placement.
+capacity_claims = Table(
+    "capacity_claims",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL")),
+    Column("instance", String(255), nullable=False),
+    Column("memory_mib", Integer, nullable=False),
+    Column("vcpus", Integer, nullable=False),
+    Column("disk_gib", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),  # held | released
+    Column("created_at", Float, nullable=False),
+    Column("released_at", Float),
+    sqlite_autoincrement=True,
+)
+Index("ix_capacity_claims_host", capacity_claims.c.host, capacity_claims.c.state)
