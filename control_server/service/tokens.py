@@ -17,11 +17,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select, update
-
 from control_server.errors import InputError
-from control_server.store.engine import WRITE
-from control_server.store.schema import tokens
+from control_server.store.tokens import Engine, NameInUse, TokenTable
 
 READER = "reader"
 OPERATOR = "operator"
@@ -70,10 +67,11 @@ def secret_matches(secret: str, stored: str) -> bool:
 
 
 class TokenStore:
-    """The ``tokens`` table of the job store's database."""
+    """API tokens in the job store's database (``store.tokens`` holds the SQL)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._table = TokenTable(engine)
 
     def create(self, name: str, role: str) -> str:
         """A new token for ``name`` (returned once, never stored). A revoked token's name
@@ -83,32 +81,19 @@ class TokenStore:
         if role not in ROLES:
             raise InputError(f"role {role!r}: expected one of {', '.join(ROLES)}")
         secret = secrets.token_urlsafe(32)
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            row = conn.execute(select(tokens.c.revoked_at).where(tokens.c.name == name)).first()
-            if row is not None and row.revoked_at is None:
-                raise InputError(f"a token named {name!r} exists (revoke it first)")
-            conn.execute(delete(tokens).where(tokens.c.name == name))
-            token_id = conn.execute(
-                insert(tokens).returning(tokens.c.id),
-                {"name": name, "role": role, "hash": hash_secret(secret),
-                 "created_at": time.time()},
-            ).scalar_one()
-        return f"{PREFIX}_{int(token_id)}_{secret}"
+        try:
+            token_id = self._table.add(name, role, hash_secret(secret))
+        except NameInUse:
+            raise InputError(f"a token named {name!r} exists (revoke it first)") from None
+        return f"{PREFIX}_{token_id}_{secret}"
 
     def revoke(self, name: str) -> bool:
         """False when no active token has that name."""
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            done = conn.execute(
-                update(tokens).where(tokens.c.name == name, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=time.time())
-            )
-            return bool(done.rowcount)
+        return self._table.revoke(name)
 
     def list_tokens(self) -> list[TokenInfo]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(tokens).order_by(tokens.c.name)).all()
         return [TokenInfo(r.name, r.role, r.created_at, r.last_used_at, r.revoked_at)
-                for r in rows]
+                for r in self._table.all()]
 
     def verify(self, token: str) -> Principal | None:
         """The token's principal, or None when it is malformed, unknown, wrong or revoked."""
@@ -116,16 +101,10 @@ class TokenStore:
         if match is None:
             return None
         token_id, secret = int(match.group(1)), match.group(2)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+        row = self._table.get(token_id)
         if row is None or row.revoked_at is not None or not secret_matches(secret, row.hash):
             return None
         now = time.time()
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
-            self._touch(token_id, now)
+            self._table.touch(token_id, now)
         return Principal(row.name, row.role)
-
-    def _touch(self, token_id: int, now: float) -> None:
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(update(tokens).where(tokens.c.id == token_id)
-                         .values(last_used_at=now))
