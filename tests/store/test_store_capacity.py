@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 import pytest
+from race_helpers import race
 from sqlalchemy import Engine
 
 from control_server.store import capacity, queue
@@ -33,26 +34,15 @@ def test_racing_placements_never_over_book(db_url: str) -> None:
     engines: list[Engine] = [make_engine(db_url) for _ in range(4)]
     made: list[capacity.CapacityClaim] = []
     refused: list[str] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(engines))
 
     def server(i: int) -> None:
-        try:
-            start.wait()
-            for n in range(25):
-                name = f"vm-{i}-{n}"
-                got = capacity.claim_capacity(engines[i], HOST_MIB, most_room(name))
-                (made.append(got) if got is not None else refused.append(name))
-        except BaseException as exc:
-            errors.append(exc)
+        for n in range(25):
+            name = f"vm-{i}-{n}"
+            got = capacity.claim_capacity(engines[i], HOST_MIB, most_room(name))
+            (made.append(got) if got is not None else refused.append(name))
 
-    threads = [threading.Thread(target=server, args=(i,)) for i in range(len(engines))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
     try:
-        assert errors == []
+        race(len(engines), server)
         assert len(made) == 35 and len(refused) == 65
         held = capacity.usage(engines[0], HOST_MIB)
         assert {h: u.memory_mib for h, u in held.items()} == HOST_MIB

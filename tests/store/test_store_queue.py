@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from race_helpers import race
 from sqlalchemy import Engine, func, select
 
 from control_server.events import HostStarted
@@ -55,23 +56,12 @@ def test_concurrent_claims_take_each_job_exactly_once(store: JobStore,
                                                       engines: list[Engine]) -> None:
     jobs = [new_job(store) for _ in range(100)]
     claimed: list[list[queue.Lease]] = [[] for _ in engines]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(engines))
 
     def claimer(i: int) -> None:
-        try:
-            start.wait()
-            while (lease := queue.claim_next(engines[i], f"server-{i}", TTL)) is not None:
-                claimed[i].append(lease)
-        except BaseException as exc:
-            errors.append(exc)
+        while (lease := queue.claim_next(engines[i], f"server-{i}", TTL)) is not None:
+            claimed[i].append(lease)
 
-    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(len(engines))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    race(len(engines), claimer)
     everything = [lease for leases in claimed for lease in leases]
     assert sorted(lease.job for lease in everything) == jobs
     assert {lease.token for lease in everything} == {1}
