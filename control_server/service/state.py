@@ -16,14 +16,11 @@ do not both count on the same free memory.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy import Engine, delete, insert, select
 
 from control_server.events import (
     HOST_FAILED,
@@ -38,8 +35,7 @@ from control_server.inventory import Inventory
 from control_server.placement import HostState, Instance
 from control_server.service import hostevents
 from control_server.service.bus import HOST_EVENTS, Bus
-from control_server.store.engine import WRITE
-from control_server.store.schema import instances
+from control_server.store.instances import Engine, InstanceRow, InstanceTable
 
 log = logging.getLogger("hostplane.serve")
 MIB = 2**20
@@ -88,6 +84,7 @@ class FleetState:
     def __init__(self, engine: Engine, inventory: Inventory, bus: Bus,
                  events: hostevents.HostEventLog) -> None:
         self.engine = engine
+        self.table = InstanceTable(engine)
         self.inventory = inventory
         self.bus = bus
         self.events = events
@@ -99,13 +96,11 @@ class FleetState:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="serve-state")
 
     def load(self) -> None:
-        with self.engine.connect() as conn:
-            for r in conn.execute(select(instances)):
-                extra = json.loads(r.payload or "{}")
-                self.instances[(r.host, r.name)] = InstanceRecord(
-                    r.host, r.name, r.state, r.uuid, int(extra.pop("memory_mib", 0)),
-                    int(extra.pop("vcpus", 0)), float(r.updated_at), extra.pop("job_id", None),
-                    extra)
+        for r in self.table.all():
+            extra = dict(r.payload)
+            self.instances[(r.host, r.name)] = InstanceRecord(
+                r.host, r.name, r.state, r.uuid, int(extra.pop("memory_mib", 0)),
+                int(extra.pop("vcpus", 0)), r.updated_at, extra.pop("job_id", None), extra)
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -243,17 +238,13 @@ class FleetState:
 
     def _save_instance(self, record: InstanceRecord) -> None:
         try:
-            with self.engine.connect().execution_options(**{WRITE: True}) as conn, \
-                    conn.begin():
-                conn.execute(delete(instances).where(instances.c.host == record.host,
-                                                     instances.c.name == record.name))
-                if record.state != "absent":
-                    payload = {**record.data, "memory_mib": record.memory_mib,
-                               "vcpus": record.vcpus, "job_id": record.job_id}
-                    conn.execute(insert(instances), {
-                        "host": record.host, "name": record.name, "uuid": record.uuid,
-                        "state": record.state, "updated_at": record.updated_at,
-                        "payload": json.dumps(payload, default=str)})
+            if record.state == "absent":
+                self.table.remove(record.host, record.name)
+                return
+            payload = {**record.data, "memory_mib": record.memory_mib,
+                       "vcpus": record.vcpus, "job_id": record.job_id}
+            self.table.put(InstanceRow(record.host, record.name, record.state, record.uuid,
+                                       record.updated_at, payload))
         except Exception:  # state is rebuilt from results; a lost write is not fatal
             log.exception("could not save instance %s on %s", record.name, record.host)
 
