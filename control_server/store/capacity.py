@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from control_server.store.queue import Lease, guard, write_tx
+from control_server.store.queue import Lease, guard
 from control_server.store.schema import capacity_claims
+from control_server.store.tx import write_tx
 
 HELD = "held"
 RELEASED = "released"

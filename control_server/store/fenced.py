@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine
 
 from control_server.store.jobstore import JobStore
-from control_server.store.queue import Lease, guard, write_tx
+from control_server.store.queue import Lease, guard
+from control_server.store.tx import write_tx
 
 
 class FencedJobStore(JobStore):

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from control_server.store.queue import write_tx
 from control_server.store.schema import host_events
+from control_server.store.tx import write_tx
 
 
 @dataclass(frozen=True)

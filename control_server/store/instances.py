@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy import Engine as Engine  # re-exported: the service names the type from here
 
-from control_server.store.queue import write_tx
 from control_server.store.schema import instances
+from control_server.store.tx import write_tx
 
 
 @dataclass(frozen=True)

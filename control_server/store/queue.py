@@ -31,8 +31,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from control_server.errors import HostplaneError
 from control_server.store.dbclock import now_expr
-from control_server.store.engine import WRITE
 from control_server.store.schema import job_queue, servers
+from control_server.store.tx import write_tx
 
 QUEUED = "queued"
 CLAIMED = "claimed"
@@ -84,13 +84,6 @@ class LeaseLost(HostplaneError):
         self.job = job
         self.token = token
         self.current = current
-
-
-@contextmanager
-def write_tx(engine: Engine) -> Iterator[Connection]:
-    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on leaving."""
-    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        yield conn
 
 
 def guard(conn: Connection, lease: Lease) -> None:

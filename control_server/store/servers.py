@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from control_server.errors import HostplaneError
 from control_server.store import owner as owners
 from control_server.store.dbclock import now_expr, read_now
-from control_server.store.queue import write_tx
 from control_server.store.schema import servers
+from control_server.store.tx import write_tx
 
 STALE_AFTER = 30.0  # seconds without a heartbeat after which a server counts as gone
 

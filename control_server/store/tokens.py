@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine as Engine  # re-exported: the service names the type from here
 from sqlalchemy import delete, insert, select, update
 
-from control_server.store.queue import write_tx
 from control_server.store.schema import tokens
+from control_server.store.tx import write_tx
 
 
 @dataclass(frozen=True)
