@@ -22,9 +22,10 @@ clock (``dbclock``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
@@ -53,6 +54,14 @@ class Lease:
     token: int
     expires: float  # the database's clock
     previous_owner: str | None = None  # set when this claim took over an expired lease
+    # This process's monotonic clock: the lease is surely held until then (ttl counted
+    # from before the claim or renewal was sent), whatever the clocks and the database do.
+    deadline: float = 0.0
+
+    def lapsed(self, now: float | None = None) -> bool:
+        """Whether the holder must behave as if the lease were lost (no more steps sent)
+        because no renewal succeeded in time, even before anyone else claims the job."""
+        return (time.monotonic() if now is None else now) >= self.deadline
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,8 @@ def _claimable(conn: Connection) -> ColumnElement[bool]:
                and_(job_queue.c.state == CLAIMED, job_queue.c.lease_expires <= now_expr(conn)))
 
 
-def _take(conn: Connection, job_id: int | None, server: str, ttl: float) -> Lease | None:
+def _take(conn: Connection, job_id: int | None, server: str, ttl: float,
+          sent: float) -> Lease | None:
     pick = (select(job_queue.c.job_id, job_queue.c.state, job_queue.c.owner)
             .where(_claimable(conn))
             .order_by(job_queue.c.enqueued_at, job_queue.c.job_id).limit(1)
@@ -137,20 +147,22 @@ def _take(conn: Connection, job_id: int | None, server: str, ttl: float) -> Leas
     ).one()
     previous = row.owner if row.state == CLAIMED else None
     return Lease(int(row.job_id), server, int(claimed.fence), float(claimed.lease_expires),
-                 previous)
+                 previous, sent + ttl)
 
 
 def claim_next(engine: Engine, server: str, ttl: float) -> Lease | None:
     """Claim the oldest claimable job (queued, or its lease expired) for ``ttl`` seconds;
     None when there is none (or every candidate is being claimed by another server)."""
+    sent = time.monotonic()
     with write_tx(engine) as conn:
-        return _take(conn, None, server, ttl)
+        return _take(conn, None, server, ttl, sent)
 
 
 def claim(engine: Engine, job_id: int, server: str, ttl: float) -> Lease | None:
     """Claim one given job if it is claimable (``jobs resume``, a takeover); else None."""
+    sent = time.monotonic()
     with write_tx(engine) as conn:
-        return _take(conn, job_id, server, ttl)
+        return _take(conn, job_id, server, ttl, sent)
 
 
 def renew(engine: Engine, server: str, leases: Iterable[Lease], ttl: float
@@ -159,6 +171,7 @@ def renew(engine: Engine, server: str, leases: Iterable[Lease], ttl: float
     heartbeat; (renewed leases with their new expiry, lost leases)."""
     renewed: list[Lease] = []
     lost: list[Lease] = []
+    sent = time.monotonic()
     with write_tx(engine) as conn:
         now = now_expr(conn)
         conn.execute(update(servers).where(servers.c.id == server).values(heartbeat_at=now))
@@ -172,8 +185,7 @@ def renew(engine: Engine, server: str, leases: Iterable[Lease], ttl: float
             if expires is None:
                 lost.append(lease)
             else:
-                renewed.append(Lease(lease.job, lease.server, lease.token, float(expires),
-                                     lease.previous_owner))
+                renewed.append(replace(lease, expires=float(expires), deadline=sent + ttl))
     return renewed, lost
 
 

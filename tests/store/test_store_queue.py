@@ -136,6 +136,8 @@ def test_renew_extends_the_lease_and_heartbeats(store: JobStore) -> None:
     renewed, lost = queue.renew(store.engine, "a", [lease], 600.0)
     assert lost == [] and len(renewed) == 1
     assert renewed[0].token == lease.token and renewed[0].expires > lease.expires + 500
+    assert renewed[0].deadline > lease.deadline + 500 and not renewed[0].lapsed()
+    assert renewed[0].lapsed(now=renewed[0].deadline)
     info = queue.lease_of(store.engine, lease.job)
     assert info is not None and info.expires == renewed[0].expires
 
@@ -170,7 +172,7 @@ def test_a_write_in_flight_holds_off_a_takeover_until_it_commits(db_url: str,
         pytest.skip("SQLite serializes writers on the file lock: no concurrent claim")
     job_id = new_job(store)
     old = queue.claim(store.engine, job_id, "a", 0.0)  # expired as soon as it is made
-    assert old is not None
+    assert old is not None and old.lapsed()
     inside, finish = threading.Event(), threading.Event()
 
     def slow_write() -> None:
