@@ -279,7 +279,10 @@ def _candidates(name: str, env: Optional[Dict[str, str]]) -> List[str]:
     """Where ``name`` is looked up, as ``Popen`` looks it up (the child's PATH)."""
     if os.path.dirname(name):
         return [name]
-    return [os.path.join(folder, name) for folder in os.get_exec_path(env)]
+    # os.get_exec_path's own lookup, without the ``warnings`` import it costs at start-up.
+    path = (os.environ if env is None else env).get("PATH")
+    folders = (os.defpath if path is None else path).split(os.pathsep)
+    return [os.path.join(folder, name) for folder in folders]
 
 
 def _spawn(argv: List[str], env: Optional[Dict[str, str]], stdin: bool) -> Optional[Child]:
@@ -305,7 +308,7 @@ def _spawn(argv: List[str], env: Optional[Dict[str, str]], stdin: bool) -> Optio
         else:
             actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0))
         _close_inherited()
-        child_env = os.environ if env is None else env
+        child_env = _environment() if env is None else env
         error: Optional[OSError] = None
         pid = None
         for path in _candidates(argv[0], env):
@@ -330,6 +333,14 @@ def _spawn(argv: List[str], env: Optional[Dict[str, str]], stdin: bool) -> Optio
     for fd in (out_w, err_w, in_r):
         _close(fd)
     return Child(pid, in_w, out_r, err_r)
+
+
+def _environment() -> Any:
+    """The executor's environment for a child. posix_spawn reads a mapping's keys and
+    values: ``os.environ`` decodes each in Python code (a few hundred microseconds a
+    step), its bytes dict is read in C and means the same."""
+    data = getattr(os.environ, "_data", None)
+    return data if isinstance(data, dict) else os.environ
 
 
 def _none(fds: List[int]) -> None:

@@ -67,7 +67,7 @@ def test_zipapp_unpacks_once_and_caches_bytecode(tmp_path: Path) -> None:
     assert executor.run(request([])).rc == 0
     assert (unpacked / "host_executor" / "__init__.py").is_file()
     assert (unpacked / "_digest.txt").read_text().strip() == bundle.digest
-    assert (unpacked / "host_executor" / "__pycache__").is_dir()
+    assert list(unpacked.glob("hot.*.bin"))  # the code of the hot modules, compiled once
     assert executor.run(request([])).one("hello")["digest"] == bundle.digest
 
 
@@ -196,8 +196,9 @@ def test_launcher_runs_the_unpacked_copy_isolated(tmp_path: Path) -> None:
         events = [protocol.decode_event(line) for line in ran.stdout.splitlines()]
         assert events[0]["digest"] == bundle.digest and events[-1]["status"] == "changed"
         assert (Path(remote) / f"hostplane-executor-{bundle.digest}.d" / "__main__.py").is_file()
-    pycache = Path(remote) / f"hostplane-executor-{bundle.digest}.d" / "host_executor" / "__pycache__"
-    assert any(p.name.startswith("main.") for p in pycache.iterdir())  # bytecode is cached
+    copy = Path(remote) / f"hostplane-executor-{bundle.digest}.d"
+    assert list(copy.glob("hot.*.bin"))  # the hot modules' code, cached
+    assert any(p.name.startswith("start.") for p in (copy / "host_executor" / "__pycache__").iterdir())
 
 
 @pytest.mark.skipif(not _system_python_has_libvirt(), reason="no python3-libvirt for /usr/bin/python3")
