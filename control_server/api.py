@@ -23,10 +23,10 @@ from control_server.events import EventStream, Sink
 from control_server.inventory import Host, Inventory, connection_target
 from control_server.runner import HostPlan, RunOptions, RunResult, execute
 from control_server.sequence import Sequence, adhoc_sequence, build_request
-from control_server.templating import TemplateLibrary
 from control_server.transport import HandshakeLimiter, TransportSettings, open_transport
 
 if TYPE_CHECKING:
+    from control_server.templating import TemplateLibrary
     from control_server.transport.pool import TransportPool
 
 
@@ -61,7 +61,7 @@ class RunConfig:
 
 
 def _render(
-    task: Task, host: Host, extra_vars: Mapping[str, Any], library: TemplateLibrary
+    task: Task, host: Host, extra_vars: Mapping[str, Any], library: TemplateLibrary | None
 ) -> Sequence:
     if isinstance(task, AdhocTask):
         seq = adhoc_sequence(list(task.argv), host.name, shell=task.shell)
@@ -69,6 +69,7 @@ def _render(
             for step in seq.steps:
                 step["timeout"] = task.timeout
         return seq
+    assert library is not None
     variables = {**host.vars, **extra_vars}
     return library.render(task.name, variables, host.name)
 
@@ -84,7 +85,11 @@ def plan_hosts(
 
     With ``pool`` (serve), each host's transport is a handle on the pool's connection to
     it; without, a connection of the run's own, closed at its end (the CLI)."""
-    library = TemplateLibrary(config.templates_dirs)
+    library: TemplateLibrary | None = None
+    if isinstance(task, TemplateTask):  # Jinja2 loads only for a template
+        from control_server.templating import TemplateLibrary
+
+        library = TemplateLibrary(config.templates_dirs)
     bundle = executor_bundle.build_bundle()
     limiter = HandshakeLimiter(config.transport.handshake_limit, config.transport.handshake_retries)
     opts = config.options

@@ -7,6 +7,7 @@ runner.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Iterable
@@ -89,8 +90,32 @@ RunEvent = RunStarted | HostStarted | ExecutorEvent | HostFinished | RunFinished
 
 
 def event_to_dict(event: RunEvent) -> dict[str, Any]:
-    """A plain JSON-able dict of an event (for JSON Lines, the store, the API)."""
-    return dataclasses.asdict(event)
+    """A plain JSON-able dict of an event (for JSON Lines, the store, the API): what
+    ``dataclasses.asdict`` gives, without its per-value ``deepcopy`` (every sink converts
+    every event, and a run's end carries all its hosts)."""
+    out = _plain(event)
+    assert isinstance(out, dict)
+    return out
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if kind is list or kind is tuple:
+        return kind(_plain(v) for v in value)
+    if kind is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)  # anything else: as asdict does
 
 
 class Sink(Protocol):

@@ -15,11 +15,8 @@ import click
 
 from control_server import api
 from control_server.cli.common import db_option, extra_vars_option, warn
-from control_server.console import ConsoleSink
 from control_server.errors import InputError
 from control_server.events import Sink
-from control_server.extra_vars import parse_extra_vars
-from control_server.jsonl import JsonLinesSink
 from control_server.runner import HostPlan
 from control_server.store.records import (
     FINAL_STATES,
@@ -172,6 +169,8 @@ def show_cmd(db_url: str | None, as_json: bool, job_id: int) -> None:
                f"finished: {_when(job.finished_at)}  ({_took(job)})")
     if job.error:
         click.echo(f"  why:     {job.error}")
+    from control_server.console import ConsoleSink  # rich loads only where it prints
+
     finished = jobs.run_finished(job)
     ConsoleSink(live=False).emit(finished)
     for host in finished.hosts:  # the recap details only failed and unreachable hosts
@@ -275,6 +274,9 @@ def resume_cmd(db_url: str | None, extra_vars: tuple[str, ...], journal_wait: fl
       hostplane jobs resume 12
       hostplane jobs resume 12 -e admin_password=@secrets.yml
     """
+    from control_server.console import ConsoleSink
+    from control_server.extra_vars import parse_extra_vars
+    from control_server.jsonl import JsonLinesSink
     from control_server.store.resume import resume_job
 
     evars = parse_extra_vars(list(extra_vars))

@@ -116,11 +116,12 @@ def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.Ru
 
 
 def _sinks(as_json: bool, verbose: bool, show_output: bool) -> list[Sink]:
-    from control_server.console import ConsoleSink
-    from control_server.jsonl import JsonLinesSink
-
     if as_json:
+        from control_server.jsonl import JsonLinesSink
+
         return [JsonLinesSink(sys.stdout)]
+    from control_server.console import ConsoleSink  # rich: only for the console
+
     return [ConsoleSink(verbose=verbose, show_output=show_output)]
 
 

@@ -134,6 +134,17 @@ class _Cuts:
 
 _CUTS = _Cuts()
 
+# Read after the user's files, so any Ciphers they set wins (ssh keeps the first value it
+# obtains). AES-GCM first: as strong as ChaCha20-Poly1305, and asyncssh drives ChaCha from
+# Python, ~12 µs a packet against ~2 µs (benchmarks: ~1 ms of control CPU a host).
+PREFERENCES = ("Host *\n  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
+               "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr\n")
+
+
+def preferences_file() -> str:
+    """hostplane's defaults as an ssh_config file, to come last in ``config=``."""
+    return _CUTS.path_for(PREFERENCES)
+
 
 def config_for(config: str | os.PathLike[str] | None, host: str) -> list[str]:
     """The ``config=`` list to give ``asyncssh.connect`` for ``host``: ``config`` (None:

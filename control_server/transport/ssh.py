@@ -16,7 +16,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import asyncssh
+from control_server.transport.libfind import quick_find_library
+
+with quick_find_library():  # asyncssh looks for liboqs at import: ldconfig runs otherwise
+    import asyncssh
 
 from control_server.errors import (
     AuthError,
@@ -27,7 +30,7 @@ from control_server.errors import (
 )
 from control_server.inventory import ConnectionTarget
 from control_server.transport import known_hosts as kh
-from control_server.transport.asyncssh_config import config_for
+from control_server.transport.asyncssh_config import config_for, preferences_file
 from control_server.transport.base import (
     CANCEL_GRACE,
     READ_CHUNK,
@@ -89,16 +92,10 @@ class _Verifier:
         return True
 
     def options(self) -> dict[str, Any]:
-        verifier = self
-
-        class _Client(asyncssh.SSHClient):
-            def validate_host_public_key(self, host: str, addr: str, port: int,
-                                         key: asyncssh.SSHKey) -> bool:
-                return verifier.accept_unknown(key)
-
         if self.plan.policy == "off":
             return {"known_hosts": None}
-        return {"known_hosts": self.known_hosts, "client_factory": _Client,
+        return {"known_hosts": self.known_hosts,
+                "client_factory": functools.partial(_VerifyingClient, self),
                 "host_key_alias": self.plan.alias}
 
     def error(self, exc: asyncssh.HostKeyNotVerifiable) -> HostKeyError:
@@ -120,6 +117,15 @@ class _Verifier:
             clash = kh.append(self.plan.learn_file, self.found.name, offered)
             if clash is not None:  # another connection just recorded a different key
                 raise HostKeyError(self.label + kh.mismatch_message(clash, offered), self.host)
+
+
+class _VerifyingClient(asyncssh.SSHClient):
+    def __init__(self, verifier: _Verifier) -> None:
+        self._verifier = verifier
+
+    def validate_host_public_key(self, host: str, addr: str, port: int,
+                                 key: asyncssh.SSHKey) -> bool:
+        return self._verifier.accept_unknown(key)
 
 
 def _hop(spec: str) -> tuple[str | None, str, int | None]:
@@ -159,7 +165,8 @@ class AsyncSSHTransport(Transport):
     def _config_option(self, host: str) -> dict[str, Any]:
         # Always explicit: only the blocks of ssh_config that can apply to ``host``
         # (asyncssh would parse the whole file, ~/.ssh/config by default, per connection).
-        return {"config": config_for(self._opts.ssh_config or self.settings.ssh_config, host)}
+        config = config_for(self._opts.ssh_config or self.settings.ssh_config, host)
+        return {"config": [*config, preferences_file()]}
 
     def _base_options(self) -> dict[str, Any]:
         t = self.target

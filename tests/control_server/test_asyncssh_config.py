@@ -76,3 +76,15 @@ def test_a_new_version_is_read_again(tmp_path: Path) -> None:
     path.write_text("Host a\n  Port 11\nHost b\n  Port 2\n  User someone\n")
     assert Path(config_for(path, "a")[0]).read_text() != first
     assert _resolved(config_for(path, "a"), "a")["Port"] == 11
+
+
+def test_preferred_ciphers_only_when_the_user_sets_none(tmp_path: Path) -> None:
+    from control_server.transport.asyncssh_config import preferences_file
+
+    path = tmp_path / "config"
+    path.write_text("Host mine\n  Ciphers aes256-ctr\nHost other\n  Port 2\n")
+    ours = _resolved([*config_for(path, "other"), preferences_file()], "other")
+    assert str(ours["Ciphers"]).startswith("aes128-gcm@openssh.com,")
+    theirs = _resolved([*config_for(path, "mine"), preferences_file()], "mine")
+    assert theirs["Ciphers"] == "aes256-ctr"
+    assert _resolved([preferences_file()], "any")["Ciphers"] == ours["Ciphers"]
