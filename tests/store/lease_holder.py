@@ -4,8 +4,8 @@
 
 Registers as a server, claims JOB for TTL seconds and prints ``{"server", "token"}`` as a
 JSON line. Then, ``renew``: renews its lease every TTL/10 s, forever; ``write``: every
-0.5 s records a fenced note for the job and prints ``idle`` once it is committed, until a
-write is refused: then it prints ``lease lost: …`` and exits 3, sending nothing more.
+second records a fenced note for the job, renews its lease and prints ``idle``, until a
+write is refused: then it prints ``lease lost: …`` and exits 3, writing nothing more.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def main() -> int:
             print(f"lease lost: {lost}", flush=True)
             return 3
         n += 1
+        queue.renew(engine, me.id, [lease], ttl)
         print("idle", flush=True)
-        time.sleep(0.5)
+        time.sleep(1.0)  # the tests pause it here, outside any transaction
 
 
 if __name__ == "__main__":
