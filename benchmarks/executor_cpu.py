@@ -15,6 +15,10 @@ of ``--runs``. The first run of each bundle unpacks it (not counted). For compar
 ``--importtime`` adds, per tree, the modules a 1-step run imports (``-X importtime``,
 cumulative microseconds, the top entries), through the same launcher.
 
+``--phases`` adds where the CPU of a 1-step run goes in the working tree's executor: it
+runs the unpacked copy's start (``host_executor.start``) under a driver that takes
+``time.process_time`` around each phase (median of ``--runs``, no shell).
+
 Run it on a quiet machine: the figures are CPU time, not wall time, but a busy machine
 still inflates them (caches, frequency).
 """
@@ -51,6 +55,77 @@ bundle = mod.build_bundle(Path(folder))
 print(json.dumps({"digest": bundle.digest, "path": str(bundle.path),
                   "launch": mod.launcher_command(folder, python, bundle.digest, [])}))
 """
+
+
+# Run as the script of ``python3 -I -S`` with the unpacked copy in EXEC_DIR: what
+# ``host_executor.start.run`` does, with the process CPU taken around each phase.
+_PHASES = r"""
+import os, sys, time
+pt = time.process_time
+acc = {"interpreter start (to the script's first line)": pt()}
+copy = os.environ["EXEC_DIR"]
+
+def timed(owner, name, label):
+    inner = getattr(owner, name)
+    acc[label] = 0.0  # the table's order
+    def wrapper(*args, **kwargs):
+        began = pt()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            acc[label] = acc.get(label, 0.0) + pt() - began
+    setattr(owner, name, wrapper)
+
+began = pt()
+sys.path.insert(0, copy)
+from host_executor import start
+acc["import os, host_executor, host_executor.start"] = pt() - began
+began = pt()
+start.load_hot(copy)
+acc["hot modules from the code cache (+ _json, fcntl, select, __future__)"] = pt() - began
+from host_executor import emitter, journal, main, proc, request, watch
+from host_executor.actions import command
+timed(request, "read_document", "read the request")
+timed(emitter.Emitter, "open_journal", "journal: mkdir check, open, flock, reuse check")
+timed(watch.ControllerWatch, "install_signals", "signal handlers")
+timed(request, "validate", "validate it")
+timed(watch.ControllerWatch, "start", "watcher thread start")
+timed(proc, "run_process", "spawn, supervise and reap `true`")
+command.run_process = proc.run_process
+timed(emitter.Emitter, "emit", "emit 4 events (encode, journal write, stdout write)")
+timed(journal.Journal, "append", "- of which the journal writes and the fdatasync")
+timed(emitter.Emitter, "close", "close the journal")
+timed(journal, "prune_if_due", "prune check")
+began = pt()
+code = main.main([])
+acc["main() in all"] = pt() - began
+acc["_end"] = pt()
+with open(os.environ["PHASES_OUT"], "a") as out:
+    out.write(repr(acc) + "\n")
+start._exit(code)
+"""
+
+
+def phases(copy: Path, python: str, runs: int) -> list[tuple[str, float]]:
+    """(phase, median CPU ms) of a 1-step run of the unpacked ``copy``."""
+    import ast
+
+    folder = Path(tempfile.mkdtemp())
+    try:
+        driver, out = folder / "phases.py", folder / "phases.txt"
+        driver.write_text(_PHASES)
+        env = dict(os.environ, EXEC_DIR=str(copy), PHASES_OUT=str(out),
+                   HOSTPLANE_CACHE_DIR=str(folder))
+        totals = [cpu_ms([python, "-I", "-S", str(driver)], request(1), env)[0] for _ in range(runs)]
+        rows = [ast.literal_eval(line) for line in out.read_text().splitlines()]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    table = [(key, statistics.median(row.get(key, 0.0) for row in rows) * 1000)
+             for key in rows[0] if key != "_end"]
+    table.append(("exit and the `true` child (process tree total - CPU at the end)",
+                  statistics.median(t - row["_end"] * 1000 for t, row in zip(totals, rows, strict=True))))
+    table.append(("process tree total (no shell)", statistics.median(totals)))
+    return table
 
 
 def request(steps: int) -> bytes:
@@ -156,6 +231,7 @@ def main() -> int:
     parser.add_argument("--python", action="append",
                         help="interpreter(s) to run the executor with (default /usr/bin/python3)")
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument("--phases", action="store_true")
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
     pythons = args.python or ["/usr/bin/python3"]
@@ -172,8 +248,10 @@ def main() -> int:
                                      stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
             print(f"\n## {python} ({version})\n")
             launches = {}
+            copies = {}
             for index, (label, _rev) in enumerate(trees):
                 info = build(roots[label], scratch / f"cache-{number}-{index}", python)
+                copies[label] = Path(info["path"]).with_suffix(".d")
                 launches[label] = ["/bin/sh", "-c", info["launch"]]
                 sample(launches[label], 1, env)  # the first run unpacks the bundle
             floors = {
@@ -201,6 +279,11 @@ def main() -> int:
                     print(f"\nimports of a 1-step run, {label} (-X importtime, cumulative us):")
                     for us, name in importtime(argv[2], env, args.top):
                         print(f"  {us:7d}  {name}")
+            if args.phases:
+                print(f"\nphases of a 1-step run, working tree (process CPU, median of {args.runs}):")
+                print("| phase | CPU ms |\n| --- | ---: |")
+                for name, ms in phases(copies[trees[-1][0]], python, args.runs):
+                    print(f"| {name} | {ms:.2f} |")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
