@@ -49,8 +49,10 @@ class Journal:
         self.error: Optional[str] = None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            reused = _ran_steps(self.path)
-            if not reused:
+            # A new journal (the usual case) is empty: nothing to read back or cut.
+            size = os.fstat(self._fd).st_size
+            reused = size > 0 and _ran_steps(self.path)
+            if size and not reused:
                 os.ftruncate(self._fd, 0)  # a request refused before any step: run it now
         except OSError:
             reused = True

@@ -181,3 +181,17 @@ def test_version_flag(any_executor: Executor) -> None:
     info = json.loads(out.stdout)
     assert info["protocol"] == protocol.PROTOCOL_VERSION
     assert info["digest"] == ("dev" if any_executor.zipapp is None else info["digest"])
+
+
+def test_a_refused_request_runs_when_sent_again_and_its_journal_starts_over(
+    executor: Executor,
+) -> None:
+    bad = request([step("a", "command", argv="true")], rid="refused-then-fixed")
+    assert executor.run(bad).rc == 2
+    journal = executor.cache / "journal" / "refused-then-fixed.jsonl"
+    assert b'"event":"error"' in journal.read_bytes()
+    fixed = request([step("a", "command", argv=["true"])], rid="refused-then-fixed")
+    out = executor.run(fixed)
+    assert out.rc == 0 and out.of("error") == []
+    kinds = [json.loads(line)["event"] for line in journal.read_bytes().splitlines()]
+    assert kinds == ["hello", "step_start", "step_end", "done"]
