@@ -5,8 +5,9 @@ It learns from results: every run serve makes (jobs and the periodic ``host_fact
 ``StateSink``. A ``facts`` step's data becomes the host's facts (a gather of some groups
 updates those groups), and its ``libvirt.domains`` list, when there is one, is the host's
 instance list; a ``libvirt_domain`` step's data (``name``, ``state``...) updates that one
-instance (``absent`` removes it). Instances are kept in the store's ``instances`` table so
-a restart does not forget them; facts are gathered again at start-up.
+instance (``absent`` removes it). Instances and facts are kept in the store (``instances``,
+``host_facts``) so a restart, or another server on the same store, knows them; facts are
+also gathered again at start-up.
 
 Placement reads ``host_states()``: inventory vars, last facts, instances, and the
 *reservations* of placed jobs still running, so two requests placed at the same moment
@@ -35,6 +36,7 @@ from control_server.inventory import Inventory
 from control_server.placement import HostState, Instance
 from control_server.service import hostevents
 from control_server.service.bus import HOST_EVENTS, Bus
+from control_server.store.facts import HostFactsTable
 from control_server.store.instances import Engine, InstanceRow, InstanceTable
 
 log = logging.getLogger("hostplane.serve")
@@ -85,6 +87,7 @@ class FleetState:
                  events: hostevents.HostEventLog) -> None:
         self.engine = engine
         self.table = InstanceTable(engine)
+        self.facts_table = HostFactsTable(engine)
         self.inventory = inventory
         self.bus = bus
         self.events = events
@@ -96,11 +99,20 @@ class FleetState:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="serve-state")
 
     def load(self) -> None:
+        self.load_facts()
         for r in self.table.all():
             extra = dict(r.payload)
             self.instances[(r.host, r.name)] = InstanceRecord(
                 r.host, r.name, r.state, r.uuid, int(extra.pop("memory_mib", 0)),
                 int(extra.pop("vcpus", 0)), r.updated_at, extra.pop("job_id", None), extra)
+
+    def load_facts(self) -> None:
+        """Take the store's facts, which any server may have written since (a gather this
+        server made that is newer stays)."""
+        for row in self.facts_table.all():
+            status = self.status(row.host)
+            if status.facts_at is None or row.gathered_at >= status.facts_at:
+                status.facts, status.facts_at = row.facts, row.gathered_at
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -162,6 +174,7 @@ class FleetState:
         status = self.status(host)
         status.facts = {**(status.facts or {}), **data}
         status.facts_at = when
+        self._writer.submit(self._save_facts, host, data, when, job_id)
         libvirt = data.get("libvirt")
         domains = libvirt.get("domains") if isinstance(libvirt, dict) else None
         if isinstance(domains, list):
@@ -235,6 +248,13 @@ class FleetState:
             self.bus.notify_threadsafe(HOST_EVENTS)
 
         self._writer.submit(_logged(write))
+
+    def _save_facts(self, host: str, data: dict[str, Any], when: float,
+                    job_id: int | None) -> None:
+        try:
+            self.facts_table.merge(host, data, when, job_id)
+        except Exception:  # gathered again at start-up and every facts interval
+            log.exception("could not save the facts of %s", host)
 
     def _save_instance(self, record: InstanceRecord) -> None:
         try:

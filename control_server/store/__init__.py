@@ -12,5 +12,5 @@ The only package that imports SQLAlchemy or Alembic, and only from its modules, 
   SQLite one-server rule), ``queue`` (job queue, leases, fencing tokens), ``fenced``
   (``JobStore`` writes under a lease), ``capacity`` (capacity claims);
 - tables the service reads and writes through typed functions: ``tokens``, ``hostevents``,
-  ``instances``.
+  ``instances``, ``facts`` (each host's last facts).
 """

@@ -22,7 +22,7 @@ from control_server.store.engine import WRITE, default_url, make_engine
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -180,3 +180,14 @@ capacity_claims = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_capacity_claims_host", capacity_claims.c.host, capacity_claims.c.state)
+
+# Each host's last facts, shared by every server: a restart, or another server, answers
+# /v1/hosts and places instances from what any server gathered (issue 10 §2).
+host_facts = Table(
+    "host_facts",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("facts", Text, nullable=False),  # JSON: the facts groups, merged per group
+    Column("gathered_at", Float, nullable=False),  # when the newest group was gathered
+    Column("job_id", Integer),  # the job that gathered it; facts outlive jobs: no FK
+)

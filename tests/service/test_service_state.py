@@ -20,6 +20,7 @@ from control_server.placement import Instance, PlacementRequest, capacity, place
 from control_server.service.bus import Bus
 from control_server.service.hostevents import HostEventLog
 from control_server.service.state import FleetState
+from control_server.store.facts import HostFactsTable
 from control_server.store.jobstore import JobStore
 
 GIB = 2**30
@@ -117,6 +118,29 @@ def test_a_facts_domain_list_is_the_hosts_instance_list(store: JobStore,
     facts = state.status("h1").facts or {}
     assert facts["cpu"]["count"] == 16 and facts["memory"]["total"] == 8 * GIB
     state.close()
+
+
+def test_facts_persist_for_a_restart_or_another_server(store: JobStore,
+                                                      tmp_path: Path) -> None:
+    state = _state(store, tmp_path)
+    other = _state(store, tmp_path)  # another server on the store, running meanwhile
+    sink = state.sink(job_id=4)
+    sink.emit(_step("h1", "facts", _facts(memory_gib=8)))
+    sink.emit(_step("h1", "facts", {"cpu": {"count": 16}}))
+    state.close()  # the writer has written everything
+    assert other.status("h1").facts is None
+    other.load_facts()
+    restarted = _state(store, tmp_path)
+    for seen in (other, restarted):
+        facts = seen.status("h1").facts or {}
+        assert facts["cpu"]["count"] == 16 and facts["memory"]["total"] == 8 * GIB
+        assert seen.status("h1").facts_at is not None and seen.status("h2").facts is None
+    hosts = {s.name: s for s in restarted.host_states()}
+    assert capacity(hosts["h1"]) == (8192, 16.0)  # placement counts the stored facts
+    stored = HostFactsTable(store.engine).get("h1")
+    assert stored is not None and stored.job_id == 4
+    other.close()
+    restarted.close()
 
 
 def test_reachability_and_its_host_events(store: JobStore, tmp_path: Path) -> None:

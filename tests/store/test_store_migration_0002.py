@@ -1,5 +1,5 @@
 """A store made before several servers (revision 0001), with a job in it, upgrades to
-0002 on open: the job is kept and can be queued and claimed."""
+the newest revision on open: the job is kept and can be queued and claimed."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_a_0001_store_upgrades_keeping_its_jobs(db_url: str) -> None:
     engine.dispose()
 
     with JobStore.open(db_url) as store:
-        assert migrate.current_revision(store.engine) == migrate.SCHEMA_REVISION == "0002"
+        assert migrate.current_revision(store.engine) == migrate.SCHEMA_REVISION
         job = store.get_job(job_id)
         assert job is not None and job.what == "uptime"
         queue.enqueue(store.engine, job_id)
