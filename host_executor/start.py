@@ -144,7 +144,7 @@ def hot_entries(unpacked: str) -> List[Tuple[str, str, bool, Any]]:
         return []
     try:
         stored, entries = marshal.loads(_read(path))
-        if stored == magic:
+        if stored == magic and all(len(entry) == 4 for entry in entries):
             return list(entries)
     except (OSError, ValueError, EOFError, TypeError):
         pass  # missing, cut short, or another interpreter's: made again below
@@ -168,27 +168,32 @@ def load_hot(unpacked: str) -> None:
     for name, path, is_package, code in entries:
         if name in sys.modules:
             continue
-        loader = loader_type(name, path)
-        spec = spec_type(name, loader, origin=path, is_package=is_package)
-        spec.has_location = True
-        module = type(sys)(name)
-        module.__spec__ = spec
-        module.__loader__ = loader
-        module.__file__ = path
-        parent, _, child = name.rpartition(".")
-        if is_package:
-            module.__path__ = spec.submodule_search_locations = [os.path.dirname(path)]
-            module.__package__ = name
-        else:
-            module.__package__ = parent
-        sys.modules[name] = module
         try:
-            exec(code, module.__dict__)
+            _run_module(name, path, is_package, code, spec_type, loader_type)
         except Exception:
-            del sys.modules[name]  # the ordinary import runs it again and reports it
+            sys.modules.pop(name, None)  # the ordinary import runs it again and reports it
             return
-        if parent in sys.modules:
-            setattr(sys.modules[parent], child, module)
+
+
+def _run_module(name: str, path: str, is_package: bool, code: Any, spec_type: Any,
+                loader_type: Any) -> None:
+    loader = loader_type(name, path)
+    spec = spec_type(name, loader, origin=path, is_package=is_package)
+    spec.has_location = True
+    module = type(sys)(name)
+    module.__spec__ = spec
+    module.__loader__ = loader
+    module.__file__ = path
+    parent, _, child = name.rpartition(".")
+    if is_package:
+        module.__path__ = spec.submodule_search_locations = [os.path.dirname(path)]
+        module.__package__ = name
+    else:
+        module.__package__ = parent
+    sys.modules[name] = module
+    exec(code, module.__dict__)
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
 
 
 def _exit(code: int) -> None:

@@ -90,6 +90,19 @@ def test_a_broken_or_foreign_cache_file_is_replaced(copy: Path, content: bytes) 
     assert _cache_contents(copy)[0] is True
 
 
+@pytest.mark.parametrize("entries", ["(('host_executor.main', '/x.py', False, 'not code'),)",
+                                     "((1, 2),)", "'not entries'"])
+def test_a_cache_file_with_this_magic_but_bad_entries_only_costs_the_cache(
+    copy: Path, entries: str,
+) -> None:
+    write = ("import importlib.util, marshal, sys\n"
+             f"open(sys.argv[1], 'wb').write(marshal.dumps((importlib.util.MAGIC_NUMBER, {entries})))\n")
+    subprocess.run([PYTHON, "-I", "-c", write, str(_hot_file(copy))], check=True, timeout=60)
+    ran = _run_copy(copy, request([step("a", "command", argv=["true"])]))
+    assert ran.returncode == 0, ran.stderr
+    assert parse_events(ran.stdout)[-1]["status"] == "changed" and ran.stderr == b""
+
+
 def test_modules_from_the_cache_look_imported_and_the_rest_still_imports(copy: Path) -> None:
     probe = (
         "import json, sys\n"
