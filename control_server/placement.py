@@ -4,10 +4,13 @@ A host is a candidate when it has the capacity, carries every required capabilit
 its dedication allows the tenant. Capacity is accounted from the host's totals, not its
 momentary free memory, so instances that are already running are not counted twice:
 
-    memory left = facts memory total - reserved_memory_mib (host var, default 512)
+    memory left = (facts memory total - reserved_memory_mib) * ram_allocation_ratio
                   - memory of the host's instances
-    vCPUs left  = facts CPU count * cpu_allocation_ratio (host var, default 1.0)
-                  - vCPUs of the host's instances
+    vCPUs left  = facts CPU count * cpu_allocation_ratio - vCPUs of the host's instances
+
+as ``control_server.capacity_model`` counts them (Nova's Placement formula and defaults:
+reserved 512 MiB, ratios cpu 4.0, ram 1.0; host or group vars override them). A host whose
+var is not a number is excluded, the reason naming the var.
 
 Tags come from the inventory (``capabilities: [gpu, nvme]``) and from facts (``kvm`` when
 KVM is usable). A host with ``dedicated_to: TENANT`` takes only that tenant's instances; a
@@ -22,7 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_RESERVED_MIB = 512
+from control_server.capacity_model import NO_FACTS, Claimed, HostCapacity, host_capacity
+from control_server.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -87,27 +91,23 @@ def host_tags(state: HostState) -> set[str]:
     return tags
 
 
-def _number(value: Any, default: float) -> float:
+def _model(state: HostState) -> HostCapacity | str:
+    """The host's capacity, its instances as the claims; a bad var's message instead."""
+    used = Claimed(sum(i.memory_mib for i in state.instances),
+                   sum(i.vcpus for i in state.instances))
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
+        return host_capacity(state.name, state.hostvars, state.facts, used)
+    except InputError as exc:
+        return str(exc)
 
 
 def capacity(state: HostState) -> tuple[int, float] | None:
-    """(memory MiB left, vCPUs left), or None when the host has no facts yet."""
-    facts = state.facts or {}
-    mem = facts.get("memory") if isinstance(facts.get("memory"), dict) else None
-    cpu = facts.get("cpu") if isinstance(facts.get("cpu"), dict) else None
-    if not mem or not cpu or "total" not in mem or "count" not in cpu:
+    """(memory MiB left, vCPUs left), or None when the host has no facts yet (or a var
+    that is not a number)."""
+    model = _model(state)
+    if isinstance(model, str) or model.memory_mib.free is None or model.vcpus.free is None:
         return None
-    reserved = _number(state.hostvars.get("reserved_memory_mib"), DEFAULT_RESERVED_MIB)
-    ratio = _number(state.hostvars.get("cpu_allocation_ratio"), 1.0)
-    used_mem = sum(i.memory_mib for i in state.instances)
-    used_cpu = sum(i.vcpus for i in state.instances)
-    memory_left = int(_number(mem["total"], 0) // 2**20 - reserved - used_mem)
-    vcpus_left = _number(cpu["count"], 0) * ratio - used_cpu
-    return memory_left, vcpus_left
+    return model.memory_mib.free, model.vcpus.free
 
 
 def _exclusion(state: HostState, req: PlacementRequest) -> str | Candidate:
@@ -122,10 +122,12 @@ def _exclusion(state: HostState, req: PlacementRequest) -> str | Candidate:
     missing = sorted(set(req.tags) - host_tags(state))
     if missing:
         return "lacks tags " + ", ".join(missing)
-    left = capacity(state)
-    if left is None:
-        return "no facts yet (run host_facts)"
-    memory_left, vcpus_left = left
+    model = _model(state)
+    if isinstance(model, str):
+        return model
+    memory_left, vcpus_left = model.memory_mib.free, model.vcpus.free
+    if memory_left is None or vcpus_left is None:
+        return model.problem or NO_FACTS
     if memory_left < req.memory_mib:
         return f"memory: {memory_left} MiB left < {req.memory_mib} MiB asked"
     if vcpus_left < req.vcpus:

@@ -19,6 +19,7 @@ from control_server.errors import HostplaneError
 # ``--version`` or an exec that matches nothing never loads SQLAlchemy, rich or FastAPI.
 COMMANDS = {
     "inventory": "inventory_cmds:inventory",
+    "hosts": "hosts_cmds:hosts_cmd",
     "templates": "template_cmds:templates",
     "render": "template_cmds:render_cmd",
     "run": "run_cmds:run_cmd",

@@ -64,3 +64,14 @@ def test_spread_then_name() -> None:
     decision = place(hosts, PlacementRequest(256))
     assert decision.host == "a"
     assert "among 3 candidate(s)" in decision.reason
+
+
+def test_ram_ratio_and_nova_cpu_default_and_a_bad_var() -> None:
+    # (8192 - 512) * 1.5 = 11520 MiB; 2 CPUs * 4.0 (Nova's default) = 8 vCPUs.
+    over = HostState("a", {"ram_allocation_ratio": "1.5"}, _facts(8, 2))
+    bad = HostState("b", {"ram_allocation_ratio": "lots"}, _facts(64, 64))
+    d = place([over, bad], PlacementRequest(11520, vcpus=8))
+    assert d.host == "a"
+    assert d.excluded == {"b": "host b: ram_allocation_ratio = 'lots' is not a number"}
+    assert place([over], PlacementRequest(11521)).excluded["a"].startswith("memory: 11520")
+    assert place([over], PlacementRequest(256, vcpus=9)).excluded["a"].startswith("vcpus: 8")

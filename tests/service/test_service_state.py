@@ -68,7 +68,8 @@ def test_domain_results_make_instances_that_placement_counts(store: JobStore,
     vm1 = state.instances[("h1", "vm1")]
     assert (vm1.memory_mib, vm1.vcpus, vm1.job_id, vm1.state) == (3072, 2, 7, "running")
     states = {s.name: s for s in state.host_states()}
-    assert capacity(states["h1"]) == (8192 - 3072, 2.0)
+    # 4 CPUs at Nova's default cpu_allocation_ratio 4.0, less vm1's 2 vCPUs
+    assert capacity(states["h1"]) == (8192 - 3072, 4 * 4 - 2)
     decision = place(state.host_states(), PlacementRequest(memory_mib=6000))
     assert decision.host == "h2" and "memory" in decision.excluded["h1"]
     state.close()
@@ -136,7 +137,7 @@ def test_facts_persist_for_a_restart_or_another_server(store: JobStore,
         assert facts["cpu"]["count"] == 16 and facts["memory"]["total"] == 8 * GIB
         assert seen.status("h1").facts_at is not None and seen.status("h2").facts is None
     hosts = {s.name: s for s in restarted.host_states()}
-    assert capacity(hosts["h1"]) == (8192, 16.0)  # placement counts the stored facts
+    assert capacity(hosts["h1"]) == (8192, 16 * 4)  # placement counts the stored facts
     stored = HostFactsTable(store.engine).get("h1")
     assert stored is not None and stored.job_id == 4
     other.close()
