@@ -126,8 +126,38 @@ def zip_bytes(files: Sequence[tuple[str, bytes]], digest: str) -> bytes:
     return buf.getvalue()
 
 
+# Built bundles by the sources' stat stamp and the folder: every job plans its hosts with
+# one (serve: every request), and reading and hashing the sources cost more than a stat.
+_BUILT: dict[tuple[object, ...], Bundle] = {}
+
+
+def sources_stamp() -> tuple[tuple[str, int, int, int], ...]:
+    """``(path, mtime_ns, size, inode)`` of every executor source ``package_files`` reads:
+    any edit, added or removed file changes it (a replaced file changes its inode)."""
+    root = os.path.dirname(os.path.realpath(host_executor.__file__))
+    stamp = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                stamp.append((os.path.join(folder, name), st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(stamp)
+
+
 def build_bundle(cache_dir: Path | None = None) -> Bundle:
-    """Build (or reuse from ``cache_dir``) the zipapp of the installed executor."""
+    """Build (or reuse from ``cache_dir``) the zipapp of the installed executor; the same
+    ``Bundle`` again while no source changed and its file is still there."""
+    key = (sources_stamp(), cache_dir if cache_dir is not None else default_cache_dir())
+    built = _BUILT.get(key)
+    if built is not None and built.path.is_file():
+        return built
+    _BUILT.clear()  # only the newest: a changed source leaves the old one unused
+    built = _BUILT[key] = _build_bundle(cache_dir)
+    return built
+
+
+def _build_bundle(cache_dir: Path | None) -> Bundle:
     files = package_files()
     digest = compute_digest(files)
     folder = cache_dir if cache_dir is not None else default_cache_dir()
