@@ -26,7 +26,9 @@ from control_server.transport.base import HOST_KEY_POLICIES
 if TYPE_CHECKING:
     from control_server import api
     from control_server.events import Sink
-    from control_server.runner import RunResult
+    from control_server.runner import HostPlan, RunResult
+    from control_server.store.jobstore import JobStore
+    from control_server.store.records import JobRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -149,8 +151,14 @@ def _execute(pattern: str, make_task: Callable[[], api.Task], kw: dict[str, Any]
     if not hosts:
         warn(["No hosts matched, nothing to do"])  # as Ansible: exit 0, no job
         sys.exit(0)
+    import atexit
+    import gc
+
+    # The last exit hook (hooks run last registered first): the interpreter's teardown
+    # would run the cycle collector over every loaded module's objects (~0.1 s of CPU
+    # with asyncssh and SQLAlchemy loaded) in a process about to be gone.
+    atexit.register(gc.freeze)
     from control_server import api
-    from control_server.cli import jobs_cmds
     from control_server.template_usage import unused_extra_vars
     from control_server.templating import TemplateLibrary
     from control_server.transport.ssh_options import off_warnings
@@ -163,14 +171,46 @@ def _execute(pattern: str, make_task: Callable[[], api.Task], kw: dict[str, Any]
     plans = api.plan_hosts(hosts, task, evars, config)
     warn(off_warnings((p.host, getattr(p.transport, "host_keys", None)) for p in plans))
     sinks = _sinks(kw["as_json"], kw["verbose"], isinstance(task, api.AdhocTask))
-    job = jobs_cmds.recorder(kw, pattern, task, evars, config, plans)  # the run as a job
-    # The job first: at the run's end it commits everything (host_end included) before
-    # the console prints the recap, so what the recap reports is on disk.
-    sinks = ([job] if job is not None else []) + sinks
+    if not kw.get("no_record"):  # the run as a job
+        job, plans = _recorder(kw, pattern, task, evars, config, plans)
+        # The job first: at the run's end it commits everything (host_end included) before
+        # the console prints the recap, so what the recap reports is on disk.
+        sinks = [job, *sinks]
     import asyncio
 
     result = asyncio.run(api.execute_plans(plans, config, sinks, api.describe(task)))
     _finish(result, kw["retry_file"])
+
+
+def _recorder(kw: dict[str, Any], pattern: str, task: api.Task, evars: dict[str, Any],
+              config: api.RunConfig, plans: list[HostPlan]) -> tuple[Sink, list[HostPlan]]:
+    """The sink recording this run as a job, and the plans to run (each host's request
+    waits for the job). The store opens, and the job is created, in the sink's writer
+    thread while the connections open: SQLAlchemy's import then mostly fills time the
+    run spends waiting on the network, where opening it first would delay the run."""
+    from control_server import jobs
+
+    cwd = Path.cwd()
+
+    def open_store() -> JobStore:  # (the writer thread)
+        from control_server.cli.jobs_cmds import open_store
+
+        return open_store(kw.get("db_url"))
+
+    def request() -> jobs.JobRequest:
+        from control_server.cli.jobs_cmds import _sources
+
+        return jobs.JobRequest(pattern, task, evars, config, _sources(kw), cwd)
+
+    def announce(job: JobRecord) -> None:
+        from control_server.cli.jobs_cmds import _announce
+
+        _announce(job)
+
+    def not_recorded(why: str) -> None:  # the database is down, read-only, full: warned
+        warn([f"this run is not recorded: {why}"])
+
+    return jobs.record_run_deferred(open_store, request, plans, announce, not_recorded)
 
 
 @click.command("run")

@@ -1,8 +1,8 @@
 """Jobs as asyncio tasks of the serve process, and the periodic ``host_facts`` refresh.
 
 Each job runs through ``jobs.execute_job`` (the job store's sink, its states, its cancel
-flag), with two more sinks: the fleet state, and the wake-ups of the job's event
-streams. Cancelling is ``jobs.cancel_job``: this process's task is cancelled at once, one
+flag), with one more sink, the fleet state; the job's event streams are woken by the
+store's writer thread after each commit of the job's events. Cancelling is ``jobs.cancel_job``: this process's task is cancelled at once, one
 of another process stops at its next heartbeat.
 
 When serve stops, running jobs get ``--drain`` seconds to end; then their tasks are
@@ -21,7 +21,7 @@ from control_server import api, jobs
 from control_server.errors import HostplaneError
 from control_server.events import Sink
 from control_server.inventory import Inventory
-from control_server.service.bus import Bus, CommitNotifier, job_topic
+from control_server.service.bus import Bus, job_topic
 from control_server.service.state import FleetState
 from control_server.store.jobstore import JobStore
 from control_server.store.records import INTERRUPTED, QUEUED
@@ -63,10 +63,11 @@ class JobRunner:
         return task
 
     async def _run(self, job: jobs.PreparedJob) -> None:
-        sinks: list[Sink] = [self.state.sink(job.id),
-                             CommitNotifier(self.bus, job_topic(job.id))]
+        sinks: list[Sink] = [self.state.sink(job.id)]
+        topic = job_topic(job.id)
         try:
-            await jobs.execute_job(self.store, job, sinks)
+            await jobs.execute_job(self.store, job, sinks,
+                                   on_commit=lambda: self.bus.notify_threadsafe(topic))
         except asyncio.CancelledError:
             raise  # serve is stopping: execute_job left the job interrupted
         except Exception:  # the runner reports host trouble itself: this is a bug

@@ -16,6 +16,7 @@ them): a reader that has seen seq N never later finds a new event below N.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,11 +58,30 @@ _HOST_STARTED = (
     .values(state=HOST_RUNNING, started_at=bindparam("t"), finished_at=None, result=None,
             attempts=job_hosts.c.attempts + 1)
 )
+_INSERT_JOB = insert(jobs).returning(jobs.c.id)
+_INSERT_HOST = insert(job_hosts)
+_CANCEL_FLAG = select(jobs.c.cancel_requested).where(jobs.c.id == bindparam("job"))
+_START = (
+    update(jobs).where(jobs.c.id == bindparam("job"))
+    .values(state=RUNNING, error=None, finished_at=None, heartbeat_at=bindparam("now"),
+            started_at=func.coalesce(jobs.c.started_at, bindparam("now")))
+)
+_RUNNING_NOTE = {"state": RUNNING, "error": None, "exit_code": None}  # as set_state's
 _HOST_FINISHED = (
     update(job_hosts)
     .where(job_hosts.c.job_id == bindparam("job"), job_hosts.c.host == bindparam("h"))
     .values(state=bindparam("s"), finished_at=bindparam("t"), result=bindparam("r"))
 )
+
+
+_OWNER: list[owners.Owner] = []
+
+
+def _me() -> owners.Owner:
+    """This process as a job's owner, read once (``/proc`` reads; a fork reads again)."""
+    if not _OWNER or _OWNER[0].pid != os.getpid():
+        _OWNER[:] = [owners.current()]
+    return _OWNER[0]
 
 
 def _dumps(obj: Any) -> str:
@@ -103,12 +123,14 @@ class JobStore:
 
     # --- writing ------------------------------------------------------------------------
 
-    def create_job(self, job: NewJob, state: str = QUEUED) -> int:
-        me = owners.current()
+    def create_job(self, job: NewJob, state: str = QUEUED, *, start: bool = False) -> int:
+        """Insert the job and its hosts; ``start``: a queued job set running at once, in
+        the same transaction (both ``job_state`` events: a CLI run's job)."""
+        me = _me()
         now = time.time()
         with self._write() as conn:
             job_id = conn.execute(
-                insert(jobs).returning(jobs.c.id),
+                _INSERT_JOB,
                 {
                     "kind": job.kind, "what": job.what, "pattern": job.pattern,
                     "limit_pattern": job.limit, "check_mode": job.check,
@@ -122,12 +144,17 @@ class JobStore:
                 },
             ).scalar_one()
             if job.hosts:
-                conn.execute(insert(job_hosts), [
+                conn.execute(_INSERT_HOST, [
                     {"job_id": job_id, "host": host, "position": i, "request_id": rid,
                      "state": HOST_PENDING, "attempts": 0}
                     for i, (host, rid) in enumerate(job.hosts)
                 ])
-            self._append(conn, job_id, None, JOB_STATE_EVENT, {"state": state}, now)
+            notes: list[tuple[str | None, str, dict[str, Any], float]] = [
+                (None, JOB_STATE_EVENT, {"state": state}, now)]
+            if start and state == QUEUED:
+                conn.execute(_START, {"job": job_id, "now": now})
+                notes.append((None, JOB_STATE_EVENT, _RUNNING_NOTE, now))
+            self._append_many(conn, job_id, notes)
         return int(job_id)
 
     def _append(self, conn: Connection, job_id: int, host: str | None, kind: str,
@@ -182,9 +209,24 @@ class JobStore:
         with self._write() as conn:
             return self._append(conn, job_id, host, kind, payload, time.time())
 
+    def start_job(self, job_id: int) -> bool:
+        """Set a queued job ``running`` (its heartbeat beaten) in one transaction, unless a
+        cancel was requested meanwhile: then nothing changes and the answer is True."""
+        now = time.time()
+        with self._write() as conn:
+            flag = conn.execute(_CANCEL_FLAG, {"job": job_id}).scalar_one_or_none()
+            if flag is None:
+                raise KeyError(f"no job {job_id}")
+            if flag:
+                return True
+            conn.execute(_START, {"job": job_id, "now": now})
+            self._append(conn, job_id, None, JOB_STATE_EVENT, _RUNNING_NOTE, now)
+        return False
+
     def set_state(self, job_id: int, state: str, *, error: str | None = None,
-                  exit_code: int | None = None, stopped_early: str | None = None) -> None:
-        """Move the job to ``state`` (times follow), and record it as a ``job_state`` event."""
+                  exit_code: int | None = None, stopped_early: str | None = None) -> float:
+        """Move the job to ``state`` (times follow), and record it as a ``job_state`` event;
+        the time it says it happened (``finished_at`` of a final state)."""
         if state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
         now = time.time()
@@ -197,11 +239,12 @@ class JobStore:
         with self._write() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
             self._append(conn, job_id, None, JOB_STATE_EVENT, note, now)
+        return now
 
     def take_over(self, job_id: int, hosts: dict[str, str | None]) -> None:
         """This process now owns the job (``jobs resume``); ``hosts`` go back to pending
         with their new request ids."""
-        me = owners.current()
+        me = _me()
         with self._write() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(
                 owner_host=me.host, owner_pid=me.pid, owner_boot=me.boot,
@@ -223,8 +266,7 @@ class JobStore:
         """Say the owner is alive; whether a cancel was requested meanwhile."""
         with self._write() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(heartbeat_at=time.time()))
-            flag = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id))
-            return bool(flag.scalar_one_or_none())
+            return bool(conn.execute(_CANCEL_FLAG, {"job": job_id}).scalar_one_or_none())
 
     def request_cancel(self, job_id: int) -> bool:
         """Flag a queued or running job for cancelling; False if it is not active."""

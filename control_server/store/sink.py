@@ -1,20 +1,30 @@
-"""The job store's sink: every run event written, and committed, the moment it arrives.
+"""The job store's sink: every run event written by a writer thread, in few transactions.
 
 The runner calls ``emit`` in its event loop; the write happens in a writer thread, so a
-slow disk or a PostgreSQL round trip never holds the loop. The thread writes as soon as
-an event is queued (no timer): alone, an event is one transaction; in a burst, everything
-queued meanwhile goes in the next transaction (group commit), so the backlog never grows.
+slow disk or a PostgreSQL round trip never holds the loop. What is queued goes in one
+transaction (group commit), and when it commits depends on what it is:
 
-Durability, two ways. By default (a caller outside an event loop) a host's result
-(``host_end``) and the run's end are flushed before ``emit`` returns. With
-``wait=False`` (every run, through ``jobs.store_sink``) ``emit`` never waits: the writer
-commits each ``host_end`` the moment it is queued, and what makes it *reported* durable is
-the run's end: ``close()`` (or ``aclose()`` from a loop, which waits in a thread) returns
-once everything emitted is committed, and the CLI prints its recap and exits, a job reads
-as finished, only after that. So the event loop never blocks on the disk, and a host's
-result is on disk before anyone is told the run is over. A SIGKILL can take only events
+- a run's or a host's start or end (``run_start``, ``host_start``, ``host_end``,
+  ``run_end``) is committed the moment it is queued, with everything queued before it;
+- the executor's own events (steps, output) wait up to ``LINGER`` s for one of those, so a
+  host's steps go in the transaction of its ``host_end``, not one each. They are also in
+  the host's journal: a control server killed meanwhile loses only what ``jobs resume``
+  reads back from it (a host whose ``host_start`` is on disk is followed there).
+
+Durability. ``durable()`` (awaited by a run before it sends a host its request: see
+``jobs.gate_plans``) returns once everything emitted so far is committed, so a host is
+recorded ``running``, with its request id, before its executor can start: a resume never
+runs again a request it cannot find. By default (a caller outside an event loop) a
+host's result and the run's end are flushed before ``emit`` returns. With ``wait=False``
+(every run, through ``jobs.store_sink``) ``emit`` never waits: ``close()`` (or ``aclose()``
+from a loop) returns once everything emitted is committed, and the CLI prints its recap
+and exits, a job reads as finished, only after that. A SIGKILL can take only what was
 received in the last transaction's time (well under a millisecond on SQLite; see
-``store.engine``); those hosts are not recorded as finished and a resume runs them again.
+``store.engine``), and executor events still lingering.
+
+``begin`` (``StoreSink.deferred``) runs first in the writer thread: open the store and
+create the job (the CLI, while the run's connections open), or set a queued job running
+(``jobs.run_plans``). Events emitted meanwhile wait in the queue.
 
 Between events the thread beats the job's heartbeat and reads its cancel flag, which is
 how a ``jobs cancel`` from another process reaches the running job (``on_cancel``).
@@ -23,35 +33,57 @@ how a ``jobs cancel`` from another process reaches the running job (``on_cancel`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from control_server.events import HostFinished, RunEvent, RunFinished, event_to_dict
-from control_server.store.jobstore import JobStore
+from control_server.events import (
+    ExecutorEvent,
+    HostFinished,
+    RunEvent,
+    RunFinished,
+    event_to_dict,
+)
 from control_server.store.owner import HEARTBEAT_INTERVAL
 
+if TYPE_CHECKING:  # SQLAlchemy loads with the store (the CLI: in the writer thread)
+    from control_server.store.jobstore import JobStore
+
 Redactor = Callable[[Any], Any]
+# The store and the job to write to, and whether a cancel is wanted already.
+Begin = Callable[[], "tuple[JobStore, int, bool]"]
 MAX_BATCH = 500
 FLUSH_TIMEOUT = 60.0
+LINGER = 0.25  # the longest an executor event waits for a transaction of its own
 
-_Item = RunEvent | threading.Event | None
+
+class _Wake:
+    """Queued by ``durable()``: commit what is queued now, do not linger."""
+
+
+_WAKE = _Wake()
+_Item = RunEvent | threading.Event | _Wake | None
+_Waiter = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 class StoreSink:
     """Writes the events of one job; ``close()`` when the run is over."""
 
-    def __init__(self, store: JobStore, job_id: int,
+    def __init__(self, store: JobStore | None, job_id: int,
                  redactors: Mapping[str, Redactor] | None = None,
                  on_cancel: Callable[[], None] | None = None,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL, wait: bool = True) -> None:
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL, wait: bool = True,
+                 on_commit: Callable[[], None] | None = None,
+                 begin: Begin | None = None) -> None:
         self.store = store
         self.wait = wait  # emit waits for host_end / run_end to be committed
         self.job_id = job_id
         self.redactors = dict(redactors or {})
         self.on_cancel = on_cancel
+        self.on_commit = on_commit  # from the writer thread, after each commit
         self.heartbeat_interval = heartbeat_interval
         self.errors: list[str] = []
         self.cancel_requested = False
@@ -59,18 +91,48 @@ class StoreSink:
         self.writes = 0  # transactions
         self.events = 0
         self.write_seconds = 0.0  # time spent in transactions (the writer thread's)
+        self.begun = threading.Event()  # ``begin`` ran (store and job_id are set, or not)
+        self._begin = begin
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._emitted = 0  # events emitted (the emitting thread's count)
+        self._done = 0  # events written, or given up on (the writer's count)
+        self._lock = threading.Lock()
+        self._waiters: list[_Waiter] = []
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name=f"job-{job_id}-store",
                                         daemon=True)
         self._closed = False
         self._thread.start()
 
+    @classmethod
+    def deferred(cls, begin: Begin, redactors: Mapping[str, Redactor] | None = None,
+                 **kw: Any) -> StoreSink:
+        """A sink whose store and job come from ``begin``, called in the writer thread;
+        if it raises, nothing is recorded and ``errors`` says why."""
+        return cls(None, 0, redactors, begin=begin, **kw)
+
     # --- the runner's side --------------------------------------------------------------
 
     def emit(self, event: RunEvent) -> None:
+        self._emitted += 1
         self._queue.put(event)
         if self.wait and isinstance(event, HostFinished | RunFinished):
             self.flush()
+
+    async def durable(self) -> None:
+        """Return once every event emitted so far is committed (or given up on: a broken
+        store never holds a run)."""
+        target = self._emitted
+        if self._done >= target:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._done >= target or self._stopped:
+                return
+            self._waiters.append((target, loop, future))
+        self._queue.put(_WAKE)
+        await future
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Wait until everything emitted so far is committed (False on timeout)."""
@@ -89,17 +151,60 @@ class StoreSink:
         self._closed = True
 
     async def aclose(self) -> None:
-        """``close()`` without blocking the event loop (the wait runs in a thread)."""
-        if not self._closed:
-            await asyncio.to_thread(self.close)
+        """``close()`` without blocking the event loop (awaits the writer's last commit)."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._waiters.append((-1, loop, future))  # -1: only when the thread ends
+        if not stopped:
+            self._queue.put(None)
+            await future
+        self.close()  # the thread has ended or is ending: the join is immediate
 
     # --- the writer thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._start()
+            self._loop()
+        finally:
+            with self._lock:
+                self._stopped = True
+                waiters, self._waiters = self._waiters, []
+            _wake(waiters)
+
+    def _start(self) -> None:
+        try:
+            if self._begin is not None:
+                self.store, self.job_id, cancel = self._begin()
+                if cancel:
+                    self._cancelled()
+        except Exception as exc:  # the store cannot be opened: the run goes on unrecorded
+            self.store = None
+            self.errors.append(f"job store: {type(exc).__name__}: {exc}")
+        finally:
+            self.begun.set()
+
+    def _loop(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
+        pending: list[RunEvent] = []
+        pending_since = 0.0
         while True:
-            batch = self._take(max(0.0, next_beat - time.monotonic()))
-            self._write([item for item in batch if _is_event(item)])
+            now = time.monotonic()
+            until = min(next_beat, pending_since + LINGER) if pending else next_beat
+            batch = self._take(max(0.0, until - now))
+            if batch and not pending:
+                pending_since = time.monotonic()
+            pending += [item for item in batch if _is_event(item)]
+            urgent = any(not isinstance(item, ExecutorEvent) for item in batch)
+            if pending and (urgent or len(pending) >= MAX_BATCH
+                            or time.monotonic() >= pending_since + LINGER):
+                self._write(pending)
+                pending = []
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
@@ -124,24 +229,43 @@ class StoreSink:
         return batch
 
     def _write(self, batch: list[RunEvent]) -> None:
-        if not batch:
-            return
         started = time.perf_counter()
-        try:
-            self.last_seq = self.store.record_many(self.job_id, [self._redact(e) for e in batch])
-        except Exception as exc:  # a broken store must not stop the run; say it at the end
-            self.errors.append(f"{type(exc).__name__}: {exc}")
-        self.write_seconds += time.perf_counter() - started
-        self.writes += 1
+        written = False
+        if self.store is not None:
+            try:
+                self.last_seq = self.store.record_many(self.job_id,
+                                                       [self._redact(e) for e in batch])
+                written = True
+            except Exception as exc:  # a broken store must not stop the run; say it at the end
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.write_seconds += time.perf_counter() - started
+            self.writes += 1
         self.events += len(batch)
+        self._advance(len(batch))
+        if written and self.on_commit is not None:
+            self.on_commit()
+
+    def _advance(self, count: int) -> None:
+        with self._lock:
+            self._done += count
+            done = self._done
+            ready = [w for w in self._waiters if 0 <= w[0] <= done]
+            self._waiters = [w for w in self._waiters if not 0 <= w[0] <= done]
+        _wake(ready)
 
     def _beat(self) -> None:
+        if self.store is None:
+            return
         try:
             wanted = self.store.heartbeat(self.job_id)
         except Exception as exc:
             self.errors.append(f"heartbeat: {type(exc).__name__}: {exc}")
             return
-        if wanted and not self.cancel_requested:
+        if wanted:
+            self._cancelled()
+
+    def _cancelled(self) -> None:
+        if not self.cancel_requested:
             self.cancel_requested = True
             if self.on_cancel is not None:
                 self.on_cancel()
@@ -159,7 +283,18 @@ class StoreSink:
 
 
 def _is_event(item: _Item) -> TypeGuard[RunEvent]:
-    return item is not None and not isinstance(item, threading.Event)
+    return item is not None and not isinstance(item, threading.Event | _Wake)
+
+
+def _wake(waiters: list[_Waiter]) -> None:
+    for _target, loop, future in waiters:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _redacted_host(event: HostFinished, redact: Redactor) -> HostFinished:
