@@ -180,10 +180,10 @@ def sshd_identity(name: str, port: int | None, configs: Sequence[str | Path] | N
                   known_hosts: Path | None = None) -> tuple[str, str | None]:
     """``(endpoint, recorded host key or None)`` for ``name``: ``known_hosts`` given wins
     over ssh_config's ``UserKnownHostsFile``, else ``~/.ssh/known_hosts``."""
-    endpoint = ssh_endpoint(name, port, configs)
+    found = _config_values(name, configs)
+    endpoint = _endpoint(name, port, found)
     host, _, port_text = endpoint.rpartition(":")
-    files: list[str | Path] = list(_config_values(name, configs).get(
-        "userknownhostsfile", "~/.ssh/known_hosts").split())
+    files: list[str | Path] = list(found.get("userknownhostsfile", "~/.ssh/known_hosts").split())
     if known_hosts is not None:
         files = [known_hosts]
     return endpoint, recorded_key(host.strip("[]"), int(port_text), files)
@@ -191,7 +191,10 @@ def sshd_identity(name: str, port: int | None, configs: Sequence[str | Path] | N
 
 def ssh_endpoint(name: str, port: int | None, configs: Sequence[str | Path] | None) -> str:
     """``host:port`` that ssh would connect to for ``name`` (an explicit ``port`` wins)."""
-    found = _config_values(name, configs)
+    return _endpoint(name, port, _config_values(name, configs))
+
+
+def _endpoint(name: str, port: int | None, found: dict[str, str]) -> str:
     host = found.get("hostname", name).replace("%h", name)
     if port is None:
         try:
