@@ -207,6 +207,16 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
         clone_from=_a(STR),
         state=_a(STR, False, ("present", "absent")),
     ),
+    "image": {
+        "name": _a(STR, True),
+        "dir": _a(STR),
+        "digest": _a(STR),
+        "format": _a(STR, False, ("qcow2", "raw")),
+        "size": _a(INT),
+        "overlay_dirs": _a(LIST),
+        "state": _a(STR, False, ("prepare", "present", "absent")),
+    },
+    "image_list": {"dir": _a(STR), "overlay_dirs": _a(LIST)},
 }
 
 # Arguments required only for some states, checked after the schema. (None today: a network

@@ -57,6 +57,8 @@ ACTIONS: Dict[str, Handler] = {
     "file": LazyHandler("file", "run_file"),
     "wait": LazyHandler("wait", "run_wait"),
     "facts": LazyHandler("facts", "run_facts"),
+    "image": LazyHandler("image", "run_image"),
+    "image_list": LazyHandler("image", "run_image_list"),
     # The libvirt actions import the bindings (python3-libvirt) inside their functions.
     "libvirt_domain": LazyHandler("libvirt_domain", "run_domain"),
     "libvirt_network": LazyHandler("libvirt_network", "run_network"),

@@ -2,8 +2,9 @@
 
 - ``capacity`` in bytes, or text with a unit (``"1G"``, ``"512M"``, ``"10 GiB"``; K/M/G/T
   are binary as in qemu-img, KB/MB/GB decimal as in libvirt).
-- ``backing``: the path of an image the volume is a qcow2 overlay on (``backing_format``
-  default: read from the image's header). The overlay is at least as large as its backing
+- ``backing``: the path of an image the volume is a qcow2 overlay on (symlinks resolved:
+  the overlay records the file itself; ``backing_format`` default: read from the image's
+  header, and recorded in the overlay explicitly). The overlay is at least as large as its backing
   image: a smaller ``capacity`` is raised to the backing size, and the message says so.
 - ``clone_from``: a volume of the same pool (by name) or any pool volume (by path) whose
   content the new volume copies; ``capacity`` defaults to (and is at least) its size.
@@ -212,6 +213,9 @@ def _create(s: Session, pool: Any, args: Dict[str, Any], changes: List[str], not
         return pool.createXMLFrom(_volume_xml(name, capacity, fmt, None), src, 0)
     store = None
     if backing:
+        # The file itself, not a link to it: ``image push`` repoints a name's link to new
+        # content, and an instance's disk must go on reading the content it was made on.
+        backing = os.path.realpath(backing)
         detected, size = _source_size(s, backing)
         store = (backing, args.get("backing_format") or detected)
         capacity = _wanted_capacity(args, size, "backing image", notes)
