@@ -23,7 +23,12 @@ from control_server.events import EventStream, Sink
 from control_server.inventory import Host, Inventory, connection_target
 from control_server.runner import HostPlan, RunOptions, RunResult, execute
 from control_server.sequence import Sequence, adhoc_sequence, build_request
-from control_server.transport import HandshakeLimiter, TransportSettings, open_transport
+from control_server.transport import (
+    HandshakeLimiter,
+    Transport,
+    TransportSettings,
+    open_transport,
+)
 
 if TYPE_CHECKING:
     from control_server.templating import TemplateLibrary
@@ -99,26 +104,30 @@ def plan_hosts(
         seq = _render(task, host, extra_vars, library)
         request = build_request(seq, uuid.uuid4().hex, check=opts.check, diff=opts.diff,
                                 deadline=deadline, on_disconnect=opts.on_disconnect)
-        target = connection_target(host)
-        become = target.become if config.become is None else config.become
-        python = target.python
-        if target.connection == "local" and "ansible_python_interpreter" not in host.vars:
-            python = sys.executable  # known present, and no shim or PATH lookup on the way
-        delivery = Delivery(
-            bundle,
-            python=python,
-            become=become,
-            become_user=target.become_user,
-        )
-        if pool is not None:
-            transport = pool.transport(target, host.vars, config.transport,
-                                       config.transport_override)
-        else:
-            transport = open_transport(
-                target, host.vars, config.transport, limiter, config.transport_override
-            )
+        transport, delivery = host_connection(host, config, bundle, limiter, pool)
         plans.append(HostPlan(host.name, transport, delivery, request, seq.redact))
     return plans
+
+
+def host_connection(
+    host: Host,
+    config: RunConfig,
+    bundle: executor_bundle.Bundle,
+    limiter: HandshakeLimiter,
+    pool: TransportPool | None = None,
+) -> tuple[Transport, Delivery]:
+    """How to reach one host (its transport, not yet connected) and start its executor."""
+    target = connection_target(host)
+    become = target.become if config.become is None else config.become
+    python = target.python
+    if target.connection == "local" and "ansible_python_interpreter" not in host.vars:
+        python = sys.executable  # known present, and no shim or PATH lookup on the way
+    delivery = Delivery(bundle, python=python, become=become, become_user=target.become_user)
+    if pool is not None:
+        return pool.transport(target, host.vars, config.transport,
+                              config.transport_override), delivery
+    return open_transport(target, host.vars, config.transport, limiter,
+                          config.transport_override), delivery
 
 
 def describe(task: Task) -> str:

@@ -85,6 +85,10 @@ class Delivery:
         user = f"-u {shlex.quote(self.become_user)} " if self.become_user else ""
         return f"sudo -n {user}-- /bin/sh -c {shlex.quote(command)}"
 
+    def shell(self, command: str) -> str:
+        """``command`` as this host runs it (through sudo when it becomes)."""
+        return self._wrap(command)
+
     def launcher(self, *args: str) -> str:
         return self._wrap(
             executor_bundle.launcher_command(

@@ -29,6 +29,7 @@ COMMANDS = {
     "events": "events_cmds:events_cmd",
     "serve": "serve_cmds:serve_cmd",
     "tokens": "serve_cmds:tokens_group",
+    "image": "image_cmds:image_group",
     "lab": "lab_cmds:lab",
 }
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from control_server.inventory import ConnectionTarget
 
 LineHandler = Callable[[bytes], None]
+ProgressHandler = Callable[[int], None]  # bytes of the file sent so far (past the offset)
 
 HOST_KEY_POLICIES = ("strict", "accept-new", "off")
 
@@ -62,6 +64,43 @@ class LineSplitter:
 
 
 READ_CHUNK = 1 << 16
+SEND_CHUNK = 1 << 18  # a file streamed to a channel's stdin, in pieces of this size
+
+
+def file_chunks(source: Path, offset: int) -> Iterator[bytes]:
+    """The bytes of ``source`` from ``offset`` on, a piece at a time (never all at once)."""
+    with open(source, "rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(SEND_CHUNK):
+            yield chunk
+
+
+class StreamWriter(Protocol):
+    def write(self, data: bytes) -> object: ...
+
+    async def drain(self) -> None: ...
+
+
+class SendCount:
+    """Bytes of a file sent so far, reported on as they go."""
+
+    def __init__(self, on_progress: ProgressHandler | None) -> None:
+        self.sent = 0
+        self._on_progress = on_progress
+
+    def add(self, count: int) -> None:
+        self.sent += count
+        if self._on_progress is not None:
+            self._on_progress(self.sent)
+
+
+async def stream_file(writer: StreamWriter, source: Path, offset: int, count: SendCount) -> None:
+    """Write ``source`` from ``offset`` to ``writer``, waiting on its flow control after
+    each piece (the channel's window, the pipe's buffer): never the file in memory."""
+    for chunk in file_chunks(source, offset):
+        writer.write(chunk)
+        await writer.drain()
+        count.add(len(chunk))
 # After a cancel message, how long a channel waits for the executor's last events (the
 # killed step's end, the rollback, ``done``) before it closes; the executor goes on alone.
 CANCEL_GRACE = 10.0
@@ -127,6 +166,21 @@ class Transport(ABC):
     def alive(self) -> bool:
         """False once the connection is known to be closed or lost (True: not known)."""
         return True
+
+    async def send_file(self, command: str, source: Path, offset: int = 0,
+                        on_progress: ProgressHandler | None = None) -> ChannelResult:
+        """Run ``command`` in one channel of this connection with the bytes of ``source``
+        from ``offset`` on as its stdin, then end stdin and return the exit status.
+
+        The real transports stream it in pieces under the channel's flow control, calling
+        ``on_progress`` after each; this fallback (for test doubles) sends it at once. A
+        connection lost on the way raises ``TransportError``: what the command got so far
+        stays got (``image push`` resumes from there)."""
+        data = b"".join(file_chunks(source, offset))
+        result = await self.run(command, data, lambda _line: None)
+        if on_progress is not None:
+            on_progress(len(data))
+        return result
 
     async def put_file(self, data: bytes, remote_path: str, mode: int = 0o600) -> None:
         """Write ``data`` atomically to ``remote_path`` in one channel (parent made 0700)."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from control_server.transport.base import (
     CANCEL_GRACE,
@@ -14,7 +15,10 @@ from control_server.transport.base import (
     ChannelResult,
     LineHandler,
     LineSplitter,
+    ProgressHandler,
+    SendCount,
     Transport,
+    stream_file,
 )
 
 
@@ -84,6 +88,30 @@ class LocalTransport(Transport):
         proc.stdin.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), CANCEL_GRACE)
+
+    async def send_file(self, command: str, source: Path, offset: int = 0,
+                        on_progress: ProgressHandler | None = None) -> ChannelResult:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stdin and proc.stderr
+        stderr_task = asyncio.ensure_future(proc.stderr.read())
+        try:
+            try:
+                await stream_file(proc.stdin, source, offset, SendCount(on_progress))
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the command ended without reading it all: its status tells why
+            status = await proc.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            stderr_task.cancel()
+            raise
+        return ChannelResult(status if status >= 0 else None, await stderr_task)
 
     async def close(self) -> None:
         return None

@@ -27,8 +27,10 @@ from control_server.transport.base import (
     ChannelResult,
     LineHandler,
     LineSplitter,
+    ProgressHandler,
     Transport,
     TransportSettings,
+    file_chunks,
 )
 from control_server.transport.limiter import HandshakeLimiter, Retryable
 from control_server.transport.ssh_options import HostKeyPlan, HostSSHOptions, host_key_plan
@@ -229,6 +231,49 @@ class ParamikoTransport(Transport):
         with contextlib.suppress(OSError, paramiko.SSHException, TimeoutError):
             await asyncio.to_thread(chan.sendall, message)
             await asyncio.wait_for(drain(), CANCEL_GRACE)
+
+    async def send_file(self, command: str, source: Path, offset: int = 0,
+                        on_progress: ProgressHandler | None = None) -> ChannelResult:
+        if self._client is None:
+            await self.connect()
+        assert self._client is not None
+        loop = asyncio.get_running_loop()
+        sent = [0]
+
+        def progressed(count: int) -> None:
+            if on_progress is not None:
+                on_progress(count)
+
+        def pump() -> ChannelResult:
+            assert self._client is not None
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise TransportError("connection lost", self.target.host)
+            chan = transport.open_session()
+            try:
+                chan.exec_command(command)
+                try:
+                    for chunk in file_chunks(source, offset):
+                        chan.sendall(chunk)  # blocks on the channel's window
+                        sent[0] += len(chunk)
+                        loop.call_soon_threadsafe(progressed, sent[0])
+                    chan.shutdown_write()
+                except OSError:
+                    if not transport.is_active():
+                        raise
+                status = chan.recv_exit_status()
+                stderr = bytearray()
+                while chunk := chan.recv_stderr(_CHUNK):
+                    stderr.extend(chunk)
+                return ChannelResult(status if status >= 0 else None, bytes(stderr))
+            finally:
+                chan.close()
+
+        try:
+            return await asyncio.to_thread(pump)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"connection lost after {sent[0]} bytes of {source}: {exc}",
+                                 self.target.host) from None
 
     async def close(self) -> None:
         if self._client is not None:

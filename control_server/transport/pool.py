@@ -37,7 +37,13 @@ from typing import Any
 
 from control_server.errors import ChannelOpenError
 from control_server.inventory import ConnectionTarget
-from control_server.transport.base import ChannelResult, LineHandler, Transport, TransportSettings
+from control_server.transport.base import (
+    ChannelResult,
+    LineHandler,
+    ProgressHandler,
+    Transport,
+    TransportSettings,
+)
 from control_server.transport.limiter import HandshakeLimiter
 
 log = logging.getLogger("hostplane.pool")
@@ -284,6 +290,15 @@ class PooledTransport(Transport):
                 assert self._held is not None
                 return await self._held[1].transport.run(command, stdin, on_line,
                                                          cancel_message)
+
+    async def send_file(self, command: str, source: Path, offset: int = 0,
+                        on_progress: ProgressHandler | None = None) -> ChannelResult:
+        if self._held is None:
+            await self.connect()
+        assert self._held is not None
+        entry, conn = self._held
+        async with entry.slots:
+            return await conn.transport.send_file(command, source, offset, on_progress)
 
     async def close(self) -> None:
         held, self._held = self._held, None

@@ -38,8 +38,11 @@ from control_server.transport.base import (
     ChannelResult,
     LineHandler,
     LineSplitter,
+    ProgressHandler,
+    SendCount,
     Transport,
     TransportSettings,
+    stream_file,
 )
 from control_server.transport.endpoint import sshd_identity
 from control_server.transport.limiter import HandshakeLimiter, Retryable
@@ -303,15 +306,18 @@ class AsyncSSHTransport(Transport):
 
     # --- channels ---------------------------------------------------------------------
 
-    async def run(self, command: str, stdin: bytes, on_line: LineHandler,
-                  cancel_message: bytes | None = None) -> ChannelResult:
+    async def _process(self, command: str) -> asyncssh.SSHClientProcess[bytes]:
         if self._conn is None:
             await self.connect()
         assert self._conn is not None
         try:
-            proc = await self._conn.create_process(command, encoding=None)
+            return await self._conn.create_process(command, encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise ChannelOpenError(f"cannot open a channel: {exc}", self.target.host) from None
+
+    async def run(self, command: str, stdin: bytes, on_line: LineHandler,
+                  cancel_message: bytes | None = None) -> ChannelResult:
+        proc = await self._process(command)
         stderr_task = asyncio.ensure_future(proc.stderr.read())
         splitter = LineSplitter(on_line)
 
@@ -345,6 +351,34 @@ class AsyncSSHTransport(Transport):
         if sig and not sig.startswith("SIG") and hasattr(signal, "SIG" + sig):
             sig = "SIG" + sig
         return ChannelResult(completed.exit_status, stderr, sig)
+
+    async def send_file(self, command: str, source: Path, offset: int = 0,
+                        on_progress: ProgressHandler | None = None) -> ChannelResult:
+        proc = await self._process(command)
+        stdout_task = asyncio.ensure_future(proc.stdout.read())
+        stderr_task = asyncio.ensure_future(proc.stderr.read())
+        count = SendCount(on_progress)
+        try:
+            try:
+                await stream_file(proc.stdin, source, offset, count)
+                proc.stdin.write_eof()
+            except (asyncssh.Error, BrokenPipeError, ConnectionResetError):
+                if proc.exit_status is None and self._conn is not None and self._conn.is_closed():
+                    raise
+                # else the command ended without reading it all: its status tells why
+            completed = await proc.wait()
+            stderr = await stderr_task
+        except (asyncssh.Error, OSError) as exc:
+            proc.close()
+            raise TransportError(f"connection lost after {count.sent} bytes of {source}: {exc}",
+                                 self.target.host) from None
+        except asyncio.CancelledError:
+            proc.close()
+            raise
+        finally:
+            stdout_task.cancel()
+            stderr_task.cancel()
+        return ChannelResult(completed.exit_status, stderr)
 
     async def close(self) -> None:
         if self._conn is not None:
