@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from templating_helpers import HOST, HOST_VARS
 
+from control_server.errors import ParamError
 from control_server.sequence import build_request
 from control_server.templating import TemplateLibrary
 from host_executor import protocol
@@ -104,6 +105,21 @@ def test_launch_instance_variants(shipped: TemplateLibrary) -> None:
     assert wait["args"]["serial_log"] == "/var/log/libvirt/qemu/web-2.serial.log"
     assert seq.lock == {"name": "instance-web-2", "timeout": 420}  # boot_timeout 120 + 300
     assert seq.on_failure == "rollback"
+
+
+def test_launch_instance_from_a_pushed_image(shipped: TemplateLibrary) -> None:
+    seq = shipped.render("launch_instance", {"name": "vm3", "image": "debian-12",
+                                             "disk_gib": 8}, HOST)
+    check, volume = seq.steps[:2]
+    # Checked first: nothing is created on a host that lacks the image.
+    assert check["action"] == "image" and check["undo"] is None
+    assert check["args"] == {"name": "debian-12", "dir": "/var/lib/hostplane/base",
+                             "state": "present"}
+    assert volume["args"]["backing"] == "/var/lib/hostplane/base/names/debian-12"
+    assert "backing_format" not in volume["args"]  # the host's copy's own, from its header
+    assert volume["args"]["capacity"] == 8 * 1024**3 and volume["args"]["format"] == "qcow2"
+    with pytest.raises(ParamError, match="image"):
+        shipped.render("launch_instance", {"name": "vm3", "image": "../etc"}, HOST)
 
 
 def test_launch_instance_direct_boot_xml(shipped: TemplateLibrary) -> None:
