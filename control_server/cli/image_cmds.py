@@ -173,7 +173,7 @@ def push_cmd(file: Path, name: str, fmt: str | None, check: bool, pattern: str,
         if o.status != "uploaded":
             return f"{o.status}: {o.message}"
         resumed = f", resumed at {_mib(o.resumed_from)}" if o.resumed_from else ""
-        return f"uploaded ({_mib(o.sent)} sent{resumed}): {o.message}"
+        return f"uploaded ({_mib(o.sent)} sent{resumed}), verified, stored as {name}"
 
     sys.exit(_finish(outcomes, kw, line))
 

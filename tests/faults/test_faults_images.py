@@ -51,9 +51,12 @@ def test_push_once_per_content_then_list_and_remove(sshd_factory, tmp_path: Path
     _inventory(server)
     src = _image(tmp_path / "tiny.raw", 3 << 20)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    checked = _cli(server, "push", str(src), "--name", "tiny", "all", "--check")
+    assert checked.returncode == 0 and "would upload 3145728 bytes" in checked.stdout
+    assert not list(server.root.glob("node*/base/**/sha256-*"))
     first = _cli(server, "push", str(src), "--name", "tiny", "all")
     assert first.returncode == 0, first.stderr
-    assert "100% of 3.0 MiB" in first.stderr and "uploaded (3.0 MiB sent)" in first.stdout
+    assert "100% of 3.0 MiB" in first.stderr and "uploaded (3.0 MiB sent), verified" in first.stdout
     for host in server.hosts:
         stored = server.root / host / "base" / f"sha256-{digest}.raw"
         assert stored.read_bytes() == src.read_bytes()
