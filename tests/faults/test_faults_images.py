@@ -168,3 +168,29 @@ def test_a_push_that_gives_up_leaves_only_a_partial_and_the_next_resumes(  # typ
     assert outcome.status == "uploaded" and outcome.resumed_from == had
     assert outcome.sent == (48 << 20) - outcome.resumed_from
     assert next(base.glob("sha256-*.raw")).read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("transport", ["ssh", "paramiko"])
+def test_a_command_that_stops_reading_reports_its_status(sshd_factory, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         transport: str) -> None:
+    from control_server.api import host_connection
+    from control_server.executor_bundle import build_bundle
+    from control_server.transport import HandshakeLimiter
+
+    server = sshd_factory(count=1)
+    src = _image(tmp_path / "big.raw", 32 << 20)  # far more than the channel's window
+    [host] = Inventory.load([str(server.inventory)]).hosts("node01")
+    config = RunConfig(transport=TransportSettings(known_hosts=server.known_hosts,
+                                                   ssh_config=server.ssh_config),
+                       transport_override=transport)
+
+    async def send() -> Any:
+        conn, _ = host_connection(host, config, build_bundle(), HandshakeLimiter(2, 1))
+        try:
+            return await asyncio.wait_for(
+                conn.send_file("echo moved >&2; exit 76", src), 60)
+        finally:
+            await conn.close()
+
+    result = asyncio.run(send())
+    assert result.exit_status == 76 and result.stderr.strip() == b"moved"
