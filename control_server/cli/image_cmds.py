@@ -225,7 +225,8 @@ def list_cmd(pattern: str, overlay_dirs: tuple[str, ...], **kw: Any) -> None:
 def remove_cmd(name: str, pattern: str, check: bool, overlay_dirs: tuple[str, ...],
                **kw: Any) -> None:
     """Remove image NAME from the hosts matching PATTERN (refused while an instance's
-    disk is an overlay on it).
+    disk is an overlay on it). NAME may be sha256:HEX, for content that no name refers to
+    any more (listed as "(unnamed)": its name was pushed again with new content).
 
     \b
     Example:

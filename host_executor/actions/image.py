@@ -18,7 +18,8 @@ name pushed again later (new content) never changes what an instance reads.
 - ``present`` without ``digest``: ``name`` must exist (``launch_instance`` checks it
   before creating anything); ``data`` is the image (path, digest, format, size).
 - ``absent``: the name is removed, and its content when no other name refers to it;
-  refused while an instance's qcow2 overlay in ``overlay_dirs`` is backed by it.
+  refused while an instance's qcow2 overlay in ``overlay_dirs`` is backed by it. ``name:
+  sha256:HEX`` removes content no name refers to any more (a name was pushed again).
 
 ``image_list`` reports every image: name (None for content no name refers to), digest,
 format, size, path, and the instances whose overlays use it.
@@ -45,6 +46,7 @@ DEFAULT_OVERLAY_DIRS = ("/var/lib/hostplane/images",)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 DIGEST_RE = re.compile(r"[0-9a-f]{64}\Z")
 CONTENT_RE = re.compile(r"sha256-([0-9a-f]{64})\.(qcow2|raw)\Z")
+UNNAMED_RE = re.compile(r"sha256:([0-9a-f]{64})\Z")  # state absent: content by its digest
 QCOW2_MAGIC = b"QFI\xfb"
 CHUNK = 1 << 20
 PUSH_HINT = "push it with: hostplane image push FILE --name %s -i INVENTORY HOSTS"
@@ -59,6 +61,8 @@ def check_args(args: Dict[str, Any]) -> None:
     if "name" not in args:
         return  # image_list (its schema has no name); image's requires one
     state = args.get("state") or "present"
+    if state == "absent" and UNNAMED_RE.match(args["name"]):
+        return
     if not NAME_RE.match(args["name"]):
         raise protocol.ProtocolError("expected letters, digits, '_', '.', '-' (at most 64)", "name")
     digest = args.get("digest")
@@ -297,8 +301,34 @@ def _commit(folder: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:
     return _result("image %s is sha256:%s" % (args["name"], args["digest"]), changes, data, ctx)
 
 
+def _absent_content(folder: str, digest: str, args: Dict[str, Any],
+                    ctx: StepContext) -> StepResult:
+    """``name: sha256:HEX``: content that no name refers to any more (a name pushed again)."""
+    names = _names_of(folder)
+    changes = []
+    for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        found = CONTENT_RE.match(entry)
+        if found is None or found.group(1) != digest:
+            continue
+        if names.get(entry):
+            raise StepFailed("sha256:%s is still image %s: remove %s instead"
+                             % (digest, ", ".join(names[entry]), "those names" if
+                                len(names[entry]) > 1 else "that name"))
+        path = os.path.join(folder, entry)
+        _delete_unused({"name": args["name"], "path": path}, args.get("overlay_dirs")
+                       or DEFAULT_OVERLAY_DIRS, ctx)
+        changes.append("deleted %s" % path)
+    data = {"name": args["name"], "digest": digest, "exists": False, "changes": changes}
+    if not changes:
+        return StepResult("ok", msg="image %s is absent" % args["name"], data=data)
+    return _result("image %s" % args["name"], changes, data, ctx)
+
+
 def _absent(folder: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:
     name = args["name"]
+    unnamed = UNNAMED_RE.match(name)
+    if unnamed is not None:
+        return _absent_content(folder, unnamed.group(1), args, ctx)
     found = _named(folder, name)
     link = os.path.join(folder, "names", name)
     if found is None:
@@ -307,19 +337,34 @@ def _absent(folder: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:
         return StepResult("ok", msg="image %s is absent" % name, data={"name": name, "exists": False})
     content = found["path"]
     others = [n for n in _names_of(folder).get(os.path.basename(content), []) if n != name]
-    users = [] if others else users_of(content, args.get("overlay_dirs") or DEFAULT_OVERLAY_DIRS)
-    if users:
-        raise StepFailed("image %s is in use by instance%s %s (their disks are overlays on it); "
-                         "terminate %s first" % (name, "s" if len(users) > 1 else "",
-                                                 ", ".join(users), "them" if len(users) > 1 else "it"),
-                         data=dict(found, used_by=users))
-    changes = ["removed name %s" % name]
     if not others:
-        changes.append("deleted %s" % content)
+        _delete_unused(found, args.get("overlay_dirs") or DEFAULT_OVERLAY_DIRS, ctx)
+    changes = ["removed name %s" % name] + ([] if others else ["deleted %s" % content])
     if not ctx.check:
         os.unlink(link)
-        if not others:
-            os.unlink(content)
-        fsutil.fsync_dir(folder)
+        fsutil.fsync_dir(os.path.dirname(link))
     return _result("image %s" % name, changes,
                    dict(found, exists=False, changes=changes, kept_for=others), ctx)
+
+
+def _delete_unused(found: Dict[str, Any], overlay_dirs: Any, ctx: StepContext) -> None:
+    """Delete an image's content unless an instance's overlay is backed by it. The content
+    is moved aside first, so an overlay created meanwhile (a launch on this host) either
+    is seen by the scan after the move, or fails to find its backing file: never an
+    instance left on a deleted base."""
+    content = found["path"]
+    aside = "%s.removing.%d" % (content, os.getpid())
+    if not ctx.check:
+        os.rename(content, aside)
+    users = users_of(content, overlay_dirs)
+    if users:
+        if not ctx.check:
+            os.rename(aside, content)
+        many = len(users) > 1
+        raise StepFailed("image %s is in use by instance%s %s (their disks are overlays on it); "
+                         "terminate %s first" % (found["name"], "s" if many else "",
+                                                 ", ".join(users), "them" if many else "it"),
+                         data=dict(found, used_by=users))
+    if not ctx.check:
+        os.unlink(aside)
+        fsutil.fsync_dir(os.path.dirname(content))

@@ -65,6 +65,14 @@ def test_a_name_pushed_again_points_at_the_new_content(executor: Executor,
     assert (base / "names" / "img").resolve().read_bytes() == b"v2"
     listed = _end(executor, "image_list", dir=str(base), overlay_dirs=[str(tmp_path / "none")])
     assert {(i["name"], i["size"]) for i in listed["data"]["images"]} == {("img", 2), (None, 2)}
+    v1, v2 = (hashlib.sha256(c).hexdigest() for c in (b"v1", b"v2"))
+    named = _end(executor, "image", dir=str(base), name=f"sha256:{v2}", state="absent",
+                 overlay_dirs=[str(tmp_path / "none")])
+    assert named["status"] == "failed" and "still image img" in named["msg"]
+    gone = _end(executor, "image", dir=str(base), name=f"sha256:{v1}", state="absent",
+                overlay_dirs=[str(tmp_path / "none")])
+    assert gone["status"] == "changed" and not (base / f"sha256-{v1}.raw").exists()
+    assert (base / f"sha256-{v2}.raw").exists()
 
 
 @pytest.mark.skipif(QEMU_IMG is None, reason="needs qemu-img (scripts/bootstrap.sh installs qemu-utils)")
