@@ -20,6 +20,12 @@ Measured:
   hosts round-robin for ``--seconds``; requests/s, p50/p99, errors, new SSH handshakes
   during the run (sshd's "Accepted publickey" lines: 0 when every request rode a warm
   connection) and serve's CPU (user+sys from /proc) per request.
+
+``--tree DIR`` runs serve from another copy of the sources (a folder holding
+``control_server`` and ``host_executor``, e.g. ``git archive REV | tar -x -C DIR``) for a
+before/after comparison on the same machine: ``python -m`` puts its working directory
+first on the path, so serve runs in DIR with ``PYTHONPATH=DIR``; this script's raw runs
+use that tree's executor too.
 """
 
 from __future__ import annotations
@@ -107,7 +113,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_serve(fleet: Fleet, work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_serve(fleet: Fleet, work: Path, tree: Path | None = None
+                ) -> tuple[subprocess.Popen[bytes], str, str]:
     from service_helpers import create_token, free_port
 
     templates = work / "templates"
@@ -117,13 +124,15 @@ def start_serve(fleet: Fleet, work: Path) -> tuple[subprocess.Popen[bytes], str,
     token = create_token(db, "bench", "operator")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "HOSTPLANE_DB"}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     log = (work / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "control_server", "serve", "-i", str(fleet.inventory),
          "--db", db, "--listen", f"127.0.0.1:{port}", "--templates", str(templates),
          "-F", str(fleet.ssh_config), "--known-hosts", str(fleet.known_hosts),
          "--no-facts", "--no-watch", "--drain", "0", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        cwd=tree or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -173,7 +182,11 @@ async def raw_floor(fleet: Fleet, host: str, count: int) -> tuple[list[float], l
             request = build_request(adhoc_sequence(["true"], host), uuid.uuid4().hex)
             payload = json.dumps(request, separators=(",", ":")) + "\n"
             start = time.perf_counter()
-            done = await conn.run(launcher, input=payload)
+            try:
+                done = await conn.run(launcher, input=payload)
+            except BrokenPipeError:  # the channel closed before the request was written
+                print("raw executor run: channel closed before the request was sent")
+                continue
             exec_times.append(time.perf_counter() - start)
             if '"event":"done"' not in str(done.stdout):
                 raise SystemExit(f"raw executor run failed: {done.stdout!r} {done.stderr!r}")
@@ -213,10 +226,14 @@ async def raw_sustained(fleet: Fleet, clients: int, seconds: float
             request = build_request(adhoc_sequence(["true"], "h"), uuid.uuid4().hex)
             payload = json.dumps(request, separators=(",", ":")) + "\n"
             start = time.perf_counter()
-            done = await conns[i % len(conns)].run(launcher, input=payload)
+            i += 1
+            try:
+                done = await conns[(i - 1) % len(conns)].run(launcher, input=payload)
+            except BrokenPipeError:  # counted, as a request the API failed would be
+                errors += 1
+                continue
             times.append(time.perf_counter() - start)
             errors += '"event":"done"' not in str(done.stdout)
-            i += 1
 
     start = time.perf_counter()
     try:
@@ -282,7 +299,10 @@ def main() -> None:
     parser.add_argument("--profile", metavar="SVG", help="py-spy record serve during the "
                         "throughput run into SVG (flame graph; .txt: collapsed stacks)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--tree", type=Path, help="run serve from the sources in this folder")
     args = parser.parse_args()
+    if args.tree is not None:  # the raw runs' executor, too, is the tree's (its digest)
+        sys.path.insert(0, str(args.tree.resolve()))
     if not have_sshd():
         raise SystemExit("needs root and /usr/sbin/sshd")
     work = Path(tempfile.mkdtemp(prefix="serve-latency-"))
@@ -290,7 +310,7 @@ def main() -> None:
     serve: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None
     try:
-        serve, url, token = start_serve(fleet, work)
+        serve, url, token = start_serve(fleet, work, args.tree)
         hosts = list(fleet.hosts)
         print(f"# serve: warm connections ({args.hosts} hosts on {len(fleet.servers)} sshd, "
               f"{os.cpu_count()} CPUs)")

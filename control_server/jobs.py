@@ -101,12 +101,12 @@ def prepare_job(store: JobStore, request: JobRequest, inventory: Inventory,
 def store_sink(store: JobStore | None, job_id: int, plans: Iterable[HostPlan],
                on_cancel: Callable[[], None] | None = None,
                on_commit: Callable[[], None] | None = None,
-               begin: Begin | None = None) -> StoreSink:
+               begin: Begin | None = None, start: bool = False) -> StoreSink:
     """The job's sink for a run in the event loop: ``emit`` never waits for the disk; the
     run's end does (``close``/``aclose``, then the job's final state). ``begin``: see
     ``StoreSink.deferred``."""
     return StoreSink(store, job_id, {p.host: p.redact for p in plans}, on_cancel=on_cancel,
-                     wait=False, on_commit=on_commit, begin=begin)
+                     wait=False, on_commit=on_commit, begin=begin, start=start)
 
 
 class _GatedDelivery(Delivery):
@@ -151,12 +151,14 @@ async def run_plans(store: JobStore, job_id: int, plans: list[HostPlan], config:
     def cancel_from_writer() -> None:  # the sink's thread saw the job's cancel flag
         loop.call_soon_threadsafe(task.cancel)
 
-    def begin() -> tuple[JobStore, int, bool]:
-        # The writer's first transaction: the job runs, unless cancelled while queued (then
-        # the cancel stops the run before any request is sent: the plans are gated).
-        return store, job_id, store.heartbeat(job_id) if running else store.start_job(job_id)
+    def cancelled_meanwhile() -> tuple[JobStore, int, bool]:
+        return store, job_id, store.heartbeat(job_id)
 
-    sink = store_sink(store, job_id, plans, cancel_from_writer, on_commit, begin)
+    # A queued job is set running by the writer's first transaction, with the run's first
+    # events, unless it was cancelled while queued: the cancel then stops the run before
+    # any request is sent (the plans are gated on that transaction).
+    sink = store_sink(store, job_id, plans, cancel_from_writer, on_commit,
+                      cancelled_meanwhile if running else None, start=not running)
     _RUNNING[job_id] = (loop, task)
     try:
         result = await api.execute_plans(gate_plans(plans, sink), config, [sink, *sinks],

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
@@ -98,6 +99,10 @@ class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
+        # SQLite has one writer at a time: this process's writers (serve runs a writer
+        # thread per job) queue here, woken as soon as the last commits, instead of in
+        # SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between tries.
+        self._one_writer = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(cls, url: str | None = None, migrate: bool = True) -> JobStore:
@@ -118,7 +123,8 @@ class JobStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        with (self._one_writer or nullcontext()), \
+                self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             yield conn
 
     # --- writing ------------------------------------------------------------------------
@@ -185,22 +191,31 @@ class JobStore:
         seq. One transaction is one commit: what a burst of events costs is one commit."""
         if not batch:
             return 0
+        with self._write() as conn:
+            return self._record(conn, job_id, batch)
+
+    def start_and_record(self, job_id: int, batch: list[RunEvent]) -> tuple[int, bool]:
+        """``start_job`` and ``record_many`` in one transaction: (the last seq, whether a
+        cancel was requested while the job was queued)."""
+        with self._write() as conn:
+            cancel = self._start(conn, job_id)
+            return (self._record(conn, job_id, batch) if batch else 0), cancel
+
+    def _record(self, conn: Connection, job_id: int, batch: list[RunEvent]) -> int:
         rows: list[tuple[str | None, str, dict[str, Any], float]] = []
         for event in batch:
             payload = event_to_dict(event)
             host = payload.get("host")
             rows.append((host if isinstance(host, str) else None, event.kind, payload,
                          event.time))
-        with self._write() as conn:
-            seq = self._append_many(conn, job_id, rows)
-            for event, row in zip(batch, rows, strict=True):
-                if isinstance(event, HostStarted):
-                    conn.execute(_HOST_STARTED, {"job": job_id, "h": event.host,
-                                                 "t": event.time})
-                elif isinstance(event, HostFinished):
-                    conn.execute(_HOST_FINISHED, {"job": job_id, "h": event.host,
-                                                  "s": event.status, "t": event.time,
-                                                  "r": _dumps(row[2])})
+        seq = self._append_many(conn, job_id, rows)
+        for event, row in zip(batch, rows, strict=True):
+            if isinstance(event, HostStarted):
+                conn.execute(_HOST_STARTED, {"job": job_id, "h": event.host, "t": event.time})
+            elif isinstance(event, HostFinished):
+                conn.execute(_HOST_FINISHED, {"job": job_id, "h": event.host,
+                                              "s": event.status, "t": event.time,
+                                              "r": _dumps(row[2])})
         return seq
 
     def record_note(self, job_id: int, kind: str, payload: dict[str, Any],
@@ -212,15 +227,18 @@ class JobStore:
     def start_job(self, job_id: int) -> bool:
         """Set a queued job ``running`` (its heartbeat beaten) in one transaction, unless a
         cancel was requested meanwhile: then nothing changes and the answer is True."""
-        now = time.time()
         with self._write() as conn:
-            flag = conn.execute(_CANCEL_FLAG, {"job": job_id}).scalar_one_or_none()
-            if flag is None:
-                raise KeyError(f"no job {job_id}")
-            if flag:
-                return True
-            conn.execute(_START, {"job": job_id, "now": now})
-            self._append(conn, job_id, None, JOB_STATE_EVENT, _RUNNING_NOTE, now)
+            return self._start(conn, job_id)
+
+    def _start(self, conn: Connection, job_id: int) -> bool:
+        flag = conn.execute(_CANCEL_FLAG, {"job": job_id}).scalar_one_or_none()
+        if flag is None:
+            raise KeyError(f"no job {job_id}")
+        if flag:
+            return True
+        now = time.time()
+        conn.execute(_START, {"job": job_id, "now": now})
+        self._append(conn, job_id, None, JOB_STATE_EVENT, _RUNNING_NOTE, now)
         return False
 
     def set_state(self, job_id: int, state: str, *, error: str | None = None,

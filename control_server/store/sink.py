@@ -23,8 +23,9 @@ received in the last transaction's time (well under a millisecond on SQLite; see
 ``store.engine``), and executor events still lingering.
 
 ``begin`` (``StoreSink.deferred``) runs first in the writer thread: open the store and
-create the job (the CLI, while the run's connections open), or set a queued job running
-(``jobs.run_plans``). Events emitted meanwhile wait in the queue.
+create the job (the CLI, while the run's connections open). Events emitted meanwhile
+wait in the queue. With ``start`` (``jobs.run_plans``), the first transaction also sets
+the queued job running, unless it was cancelled while queued (``on_cancel``).
 
 Between events the thread beats the job's heartbeat and reads its cancel flag, which is
 how a ``jobs cancel`` from another process reaches the running job (``on_cancel``).
@@ -77,7 +78,7 @@ class StoreSink:
                  on_cancel: Callable[[], None] | None = None,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, wait: bool = True,
                  on_commit: Callable[[], None] | None = None,
-                 begin: Begin | None = None) -> None:
+                 begin: Begin | None = None, start: bool = False) -> None:
         self.store = store
         self.wait = wait  # emit waits for host_end / run_end to be committed
         self.job_id = job_id
@@ -93,6 +94,7 @@ class StoreSink:
         self.write_seconds = 0.0  # time spent in transactions (the writer thread's)
         self.begun = threading.Event()  # ``begin`` ran (store and job_id are set, or not)
         self._begin = begin
+        self._start_job = start  # the first write also sets the queued job running
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._emitted = 0  # events emitted (the emitting thread's count)
         self._done = 0  # events written, or given up on (the writer's count)
@@ -233,8 +235,14 @@ class StoreSink:
         written = False
         if self.store is not None:
             try:
-                self.last_seq = self.store.record_many(self.job_id,
-                                                       [self._redact(e) for e in batch])
+                redacted = [self._redact(e) for e in batch]
+                if self._start_job:
+                    self._start_job = False
+                    self.last_seq, cancel = self.store.start_and_record(self.job_id, redacted)
+                    if cancel:
+                        self._cancelled()
+                else:
+                    self.last_seq = self.store.record_many(self.job_id, redacted)
                 written = True
             except Exception as exc:  # a broken store must not stop the run; say it at the end
                 self.errors.append(f"{type(exc).__name__}: {exc}")

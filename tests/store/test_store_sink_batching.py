@@ -183,3 +183,28 @@ def test_gated_plans_send_nothing_before_the_job_is_durable(
     assert gated[0].delivery.launcher() == plans[0].delivery.launcher()
     asyncio.run(gated[0].delivery.run(gated[0].transport, gated[0].request, lambda _e: None))
     assert order == ["durable", f"sent {plans[0].request['id']}"]
+
+
+def test_a_queued_job_starts_in_the_transaction_of_its_first_events(store: JobStore) -> None:
+    job_id = _job(store, QUEUED)
+    sink = StoreSink(store, job_id, wait=False, start=True)
+    sink.emit(RunStarted("r", "t", ("h1",), False))
+    sink.emit(HostStarted("h1"))
+    sink.close()
+    job = store.get_job(job_id)
+    assert job is not None and job.state == RUNNING and job.hosts[0].state == "running"
+    assert sink.writes == 1 and not sink.cancel_requested
+    states = [e.payload["state"] for e in store.events(job_id) if e.kind == JOB_STATE_EVENT]
+    assert states == [QUEUED, RUNNING]
+
+
+def test_a_job_cancelled_while_queued_is_not_started(store: JobStore) -> None:
+    job_id = _job(store, QUEUED)
+    assert store.request_cancel(job_id)
+    seen = threading.Event()
+    sink = StoreSink(store, job_id, wait=False, start=True, on_cancel=seen.set)
+    sink.emit(RunStarted("r", "t", ("h1",), False))
+    sink.close()
+    job = store.get_job(job_id)
+    assert seen.is_set() and sink.cancel_requested
+    assert job is not None and job.state == QUEUED and job.started_at is None
