@@ -59,6 +59,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import json
 import os
 import platform
@@ -928,10 +929,32 @@ def loopback_targets(rows: Sequence[Row], ns: Sequence[int],
             add("host CPU per further command step <= 2 ms (run over exec, less the floor's "
                 "same 9 commands, per step per host)", n,
                 f"{over:.1f} ms ({raw:.1f} ms with the commands' own)", over <= 2)
+    growth(add, ns, cpu)
     for name, value in (startup or {}).items():
         add(f"{name} under 120 ms (wall, median of 5)", "-", f"{value * 1000:.0f} ms",
             value < 0.120)
     return "\n".join(out)
+
+
+def growth(add: Callable[[str, Any, str, bool], None], ns: Sequence[int],
+           cpu: Callable[[str, int], float | None]) -> None:
+    """The 1,000-host target: exec's control CPU per host must not grow with the fleet
+    (each N has its own ssh_config and known_hosts of N entries). Per host including the
+    fixed start-up falls with N; the marginal cost between sizes is the one to stay flat."""
+    sized = [(n, c) for n in sorted(ns) if (c := cpu("exec", n)) is not None]
+    if len(sized) < 2:
+        return
+    (n0, c0), (n1, c1) = sized[0], sized[-1]
+    add(f"control CPU/host of exec at {n1} no more than 1.2x at {n0} (start-up included)",
+        f"{n0}-{n1}", f"{c0 / n0 * 1000:.1f} -> {c1 / n1 * 1000:.1f} ms",
+        c1 / n1 <= 1.2 * c0 / n0)
+    slopes = [((b - a) / (m - n) * 1000, f"{n}-{m}")
+              for (n, a), (m, b) in itertools.pairwise(sized)]
+    if len(slopes) >= 2:
+        low, high = min(s for s, _ in slopes), max(s for s, _ in slopes)
+        text = ", ".join(f"{label}: {value:.1f}" for value, label in slopes)
+        add("marginal control CPU/host of exec flat within 20% (ms a host between sizes)",
+            f"{n0}-{n1}", text, high <= 1.2 * low)
 
 
 def startup_times(setup: Setup, runs: int = 5) -> dict[str, float]:
