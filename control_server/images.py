@@ -231,20 +231,21 @@ class Pusher:
         offset, host = int(prepared["offset"]), session.host.name
         total = self.image.size
 
+        before = outcome.sent
+
         def progress(sent: int) -> None:
+            outcome.sent = before + sent  # what this push sent, over every attempt
             self.report({"kind": "image_progress", "host": host, "sent": offset + sent,
                          "total": total, "offset": offset})
 
         command = session.delivery.shell(upload_command(str(prepared["partial"]), offset))
-        before = outcome.sent
         try:
             result = await session.transport.send_file(command, self.image.path, offset,
-                                                       lambda n: progress(n))
+                                                       progress)
         except TransportError:
             if last:
                 raise
             return False
-        outcome.sent = before + max(0, total - offset)
         if result.exit_status is None and not last:
             return False  # the channel died without a status: the connection went
         if result.exit_status in (EXIT_MOVED, EXIT_BUSY) and not last:

@@ -147,6 +147,7 @@ def test_a_cut_upload_resumes_on_a_fresh_connection(sshd_factory, tmp_path: Path
     assert len(retries) == 1
     resumed = [e["offset"] for e in cutter.events if e["kind"] == "image_progress"]
     assert resumed[0] == 0 and resumed[-1] > 0  # the second channel appended, from the cut
+    assert outcome.sent >= 48 << 20  # bytes sent over both connections
     stored = next((server.root / "node01" / "base").glob("sha256-*.raw"))
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == images.inspect_image(src, "b").digest
 
