@@ -129,12 +129,16 @@ def zip_bytes(files: Sequence[tuple[str, bytes]], digest: str) -> bytes:
 # Built bundles by the sources' stat stamp and the folder: every job plans its hosts with
 # one (serve: every request), and reading and hashing the sources cost more than a stat.
 _BUILT: dict[tuple[object, ...], Bundle] = {}
+_ROOTS: dict[str, str] = {}  # host_executor.__file__: its real folder
 
 
 def sources_stamp() -> tuple[tuple[str, int, int, int], ...]:
     """``(path, mtime_ns, size, inode)`` of every executor source ``package_files`` reads:
     any edit, added or removed file changes it (a replaced file changes its inode)."""
-    root = os.path.dirname(os.path.realpath(host_executor.__file__))
+    root = _ROOTS.get(host_executor.__file__)
+    if root is None:  # (realpath is a few lstat calls a job)
+        root = _ROOTS[host_executor.__file__] = os.path.dirname(
+            os.path.realpath(host_executor.__file__))
     stamp = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
