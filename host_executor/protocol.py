@@ -217,6 +217,16 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
         "state": _a(STR, False, ("prepare", "present", "absent")),
     },
     "image_list": {"dir": _a(STR), "overlay_dirs": _a(LIST)},
+    "cloud_init_seed": {
+        "name": _a(STR, True),
+        "dir": _a(STR),
+        "user_data": _a(STR),
+        "ssh_authorized_keys": _a(LIST),
+        "hostname": _a(STR),
+        "network_config": _a(DICT),
+        "reseed": _a(BOOL),
+        "state": _a(STR, False, ("present", "absent")),
+    },
 }
 
 # Arguments required only for some states, checked after the schema. (None today: a network

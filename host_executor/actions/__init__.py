@@ -59,6 +59,7 @@ ACTIONS: Dict[str, Handler] = {
     "facts": LazyHandler("facts", "run_facts"),
     "image": LazyHandler("image", "run_image"),
     "image_list": LazyHandler("image", "run_image_list"),
+    "cloud_init_seed": LazyHandler("cloud_init", "run_seed"),
     # The libvirt actions import the bindings (python3-libvirt) inside their functions.
     "libvirt_domain": LazyHandler("libvirt_domain", "run_domain"),
     "libvirt_network": LazyHandler("libvirt_network", "run_network"),
