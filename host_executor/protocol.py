@@ -207,6 +207,22 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
         clone_from=_a(STR),
         state=_a(STR, False, ("present", "absent")),
     ),
+    "libvirt_snapshot": dict(
+        _LIBVIRT_URI,
+        domain=_a(STR, True),
+        name=_a(STR),
+        state=_a(STR, False, ("present", "absent", "reverted", "list")),
+        description=_a(STR),
+        force=_a(BOOL),
+    ),
+    "libvirt_resize": dict(
+        _LIBVIRT_URI,
+        name=_a(STR, True),
+        memory_mib=_a(INT),
+        vcpus=_a(INT),
+        disk=_a(STR),
+        disk_capacity=_a(STR_OR_INT),
+    ),
     "image": {
         "name": _a(STR, True),
         "dir": _a(STR),

@@ -65,6 +65,8 @@ ACTIONS: Dict[str, Handler] = {
     "libvirt_network": LazyHandler("libvirt_network", "run_network"),
     "libvirt_pool": LazyHandler("libvirt_pool", "run_pool"),
     "libvirt_volume": LazyHandler("libvirt_volume", "run_volume"),
+    "libvirt_snapshot": LazyHandler("libvirt_snapshot", "run_snapshot"),
+    "libvirt_resize": LazyHandler("libvirt_resize", "run_resize"),
 }
 
 

@@ -1,6 +1,6 @@
 """Golden runs of the libvirt actions on libvirt's test driver: ``golden/libvirt/*.json``
 holds a request and the exact events it must produce, normalized (durations, pids, UUIDs,
-MACs, the test's temp folder).
+MACs, snapshots' creation times, the test's temp folder).
 
 ``HOSTPLANE_UPDATE_GOLDEN=1 pytest tests/host_executor/test_libvirt_golden.py`` rewrites
 the expected events; review the diff before committing.
@@ -49,7 +49,7 @@ def _volatile(value: Any) -> Any:
         if isinstance(v, list):
             return [walk(x) for x in v]
         if isinstance(v, dict):
-            return {k: walk(x) for k, x in v.items()}
+            return {k: "<time>" if k == "creation_time" and x else walk(x) for k, x in v.items()}
         return v
 
     return walk(value)
