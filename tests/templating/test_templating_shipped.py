@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from templating_helpers import HOST, HOST_VARS
 
-from control_server.errors import ParamError
+from control_server.errors import ParamError, TemplateError
 from control_server.sequence import build_request
 from control_server.templating import TemplateLibrary
 from host_executor import protocol
@@ -35,6 +35,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "delete_network": {"name": "net1"},
     "create_volume": {"name": "data1.qcow2"},
     "delete_volume": {"name": "data1.qcow2"},
+    "snapshot_instance": {"name": "vm1", "snapshot": "s1", "description": "before upgrade"},
+    "list_snapshots": {"name": "vm1"},
+    "revert_instance": {"name": "vm1", "snapshot": "s1"},
+    "delete_snapshot": {"name": "vm1", "snapshot": "s1"},
+    "resize_instance": {"name": "vm1", "memory_mib": "512", "vcpus": "2", "disk_gib": "4"},
 }
 
 
@@ -148,10 +153,21 @@ def test_create_network_addresses(shipped: TemplateLibrary) -> None:
 
 def test_optional_steps(shipped: TemplateLibrary) -> None:
     kept = shipped.render("terminate_instance", {"name": "vm1", "keep_serial_log": "yes"}, HOST)
-    assert [s["action"] for s in kept.steps] == ["libvirt_domain", "libvirt_volume"]
+    assert [s["action"] for s in kept.steps] == ["libvirt_domain", "libvirt_volume", "cloud_init_seed"]
     waited = shipped.render("start_instance", {"name": "vm1", "wait_ready": True}, HOST)
     assert [s["action"] for s in waited.steps] == ["libvirt_domain", "wait"]
     strict = shipped.render("host_prepare", {"require_kvm": "true"}, HOST)
     assert ["test", "-c", "/dev/kvm"] in [s["args"].get("argv") for s in strict.steps]
     facts = shipped.render("host_facts", {"gather": "cpu,memory"}, HOST)
     assert facts.steps[0]["args"] == {"gather": ["cpu", "memory"]}
+
+
+def test_resize_instance_needs_a_size_and_sends_only_what_is_given(shipped: TemplateLibrary) -> None:
+    with pytest.raises(TemplateError, match="resize_instance: give memory_mib, vcpus or disk_gib"):
+        shipped.render("resize_instance", {"name": "vm1"}, HOST)
+    seq = shipped.render("resize_instance", {"name": "vm1", "vcpus": "3", "disk": "vdb"}, HOST)
+    assert seq.steps[0]["args"] == {"name": "vm1", "vcpus": 3}  # no disk without disk_gib
+    seq = shipped.render("revert_instance", {"name": "vm1", "snapshot": "s1", "force": "true"}, HOST)
+    assert seq.steps[0]["args"]["force"] is True
+    with pytest.raises(ParamError, match="snapshot"):
+        shipped.render("snapshot_instance", {"name": "vm1", "snapshot": "../s1"}, HOST)
