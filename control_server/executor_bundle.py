@@ -2,8 +2,8 @@
 
 The zipapp holds the installed ``host_executor`` package's ``*.py`` files, and
 ``host_executor/zipmain.py`` as its ``__main__.py`` (it unpacks the zipapp once on the
-host so later runs import cached bytecode, then calls ``host_executor.main.main``). It is deterministic (sorted entries,
-fixed timestamps), and its digest is the SHA-256 of the file names and contents (first 16
+host, then hands over to ``host_executor.start.run``, which loads the hot modules from one
+code cache file). It is deterministic (sorted entries, fixed timestamps), and its digest is the SHA-256 of the file names and contents (first 16
 hex digits), so the same sources always give the same ``hostplane-executor-<digest>.pyz``,
 here and on every host. The digest is also embedded as ``_digest.txt`` (not part of the
 digest), which is how the executor reports it in ``hello``.
