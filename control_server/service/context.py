@@ -9,18 +9,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from control_server import api
+from control_server.errors import HostplaneError
 from control_server.inventory import Inventory
 from control_server.service.bus import Bus
 from control_server.service.hostevents import HostEventLog
 from control_server.service.jobs_runner import JobRunner
 from control_server.service.state import FleetState
 from control_server.service.tokens import TokenStore
+from control_server.store import servers
 from control_server.store.jobstore import JobStore
 from control_server.transport.pool import TransportPool
 
 log = logging.getLogger("hostplane.serve")
 DEFAULT_LISTEN = "127.0.0.1:8421"
 MAX_BODY = 1024 * 1024
+# Well inside servers.STALE_AFTER: two heartbeats can be missed (a slow store, a loaded
+# machine) before other servers take this one for gone.
+HEARTBEAT_EVERY = servers.STALE_AFTER / 3
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ class Service:
         self.config = config
         self.inventory = Inventory.load(list(config.inventory_sources), config.cwd)
         self.store = JobStore.open(config.db_url)
+        # Before anything else touches the store: on SQLite a second live server is refused
+        # here (SecondServerOnSQLite, printed by the CLI), before it marks or serves a thing.
+        try:
+            self.server = servers.register(self.store.engine)
+        except BaseException:
+            self.store.close()
+            raise
         # Jobs a killed serve left running: interrupted, for `hostplane jobs resume`.
         self.interrupted = self.store.mark_interrupted_on_startup()
         self.bus = Bus()
@@ -58,6 +70,7 @@ class Service:
         self.tokens = TokenStore(self.store.engine)
         self._runner: JobRunner | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         # One connection per host for the server's lifetime, shared by every job.
         self.pool = TransportPool(config.idle_close, config.channels_per_host)
 
@@ -80,6 +93,23 @@ class Service:
             self._runner.facts_ready.set()
         if self.config.watch:
             self._start_watch()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+
+    async def _heartbeat_loop(self) -> None:
+        """Keep this server's registration fresh; a row taken for dead is made again."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            try:
+                if not await asyncio.to_thread(servers.heartbeat, self.store.engine,
+                                               self.server.id):
+                    log.warning("server %s was taken for gone (no heartbeat for %gs): "
+                                "registering again", self.server.id, servers.STALE_AFTER)
+                    self.server = await asyncio.to_thread(servers.register,
+                                                          self.store.engine)
+            except HostplaneError as exc:  # another server took the SQLite store meanwhile
+                log.error("server %s: %s", self.server.id, exc)
+            except Exception:  # the store may be back at the next beat
+                log.exception("heartbeat of server %s failed", self.server.id)
 
     def _start_watch(self) -> None:
         """The host event listener: each host's domain events, reconciled on reconnect."""
@@ -92,6 +122,9 @@ class Service:
             name="host-event-listener")
 
     async def stop(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         if self._watch_task is not None:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
@@ -99,4 +132,5 @@ class Service:
             await self._runner.stop(self.config.drain)
         await self.pool.close()  # after the jobs: their executors detach, as before
         await asyncio.to_thread(self.state.close)
+        await asyncio.to_thread(servers.unregister, self.store.engine, self.server.id)
         self.store.close()
