@@ -92,9 +92,9 @@ def plan_hosts(
     it; without, a connection of the run's own, closed at its end (the CLI)."""
     library: TemplateLibrary | None = None
     if isinstance(task, TemplateTask):  # Jinja2 loads only for a template
-        from control_server.templating import TemplateLibrary
+        from control_server.templating import shared_library
 
-        library = TemplateLibrary(config.templates_dirs)
+        library = shared_library(config.templates_dirs)
     bundle = executor_bundle.build_bundle()
     limiter = HandshakeLimiter(config.transport.handshake_limit, config.transport.handshake_retries)
     opts = config.options

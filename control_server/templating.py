@@ -123,9 +123,11 @@ def _mandatory(value: Any, msg: str | None = None) -> Any:
     return value
 
 
-def _unchanged(path: Path, mtime: int) -> bool:
+def _unchanged(path: Path, mtime: int, earlier: tuple[Path, ...] = ()) -> bool:
+    """Jinja2's up-to-date check: same file, same mtime, and no earlier folder has gained a
+    file of that name meanwhile (a shared library lives as long as serve)."""
     try:
-        return path.stat().st_mtime_ns == mtime
+        return path.stat().st_mtime_ns == mtime and not any(p.is_file() for p in earlier)
     except OSError:
         return False
 
@@ -142,7 +144,7 @@ class _FolderLoader(jinja2.BaseLoader):
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
         pieces = jinja2.loaders.split_template_path(template)  # refuses '..'
-        for folder in self.folders:
+        for index, folder in enumerate(self.folders):
             path = folder.joinpath(*pieces)
             if path.is_file():
                 mtime = path.stat().st_mtime_ns
@@ -150,7 +152,8 @@ class _FolderLoader(jinja2.BaseLoader):
                 filename = str(path)
                 display = template[: -len(SUFFIX)] if template.endswith(SUFFIX) else template
                 self.files[filename] = self.prefix + display
-                return source, filename, functools.partial(_unchanged, path, mtime)
+                earlier = tuple(f.joinpath(*pieces) for f in self.folders[:index])
+                return source, filename, functools.partial(_unchanged, path, mtime, earlier)
         raise jinja2.TemplateNotFound(template)
 
 
@@ -375,3 +378,20 @@ class TemplateLibrary:
             secrets=secrets,
             secret_values=secret_values(info.params, params),
         )
+
+
+_SHARED: dict[tuple[Path, ...], TemplateLibrary] = {}
+
+
+def shared_library(extra_dirs: cabc.Sequence[Path] = ()) -> TemplateLibrary:
+    """One library per list of folders for the whole process, so its Jinja2 environment
+    keeps the compiled templates across runs and jobs (serve). Both caches check the files
+    again on use (mtime; a file appearing in an earlier folder), so edits are seen."""
+    key = tuple(Path(d).expanduser() for d in extra_dirs)
+    library = _SHARED.get(key)
+    if library is None or not all(folder.is_dir() for folder in key):
+        library = TemplateLibrary(key)  # (says which folder is missing)
+        if len(_SHARED) >= 16:
+            _SHARED.clear()
+        _SHARED[key] = library
+    return library

@@ -20,7 +20,7 @@ from control_server.service.context import Service
 from control_server.service.errors import RequestInvalid, from_input_error
 from control_server.service.models import ConfigurationRequest, PlacementSpec
 from control_server.template_usage import suggest
-from control_server.templating import TemplateInfo, TemplateLibrary
+from control_server.templating import TemplateInfo, shared_library
 
 PLACEMENT_EVENT = "placement"
 FACTS_WAIT = 60.0  # a placement right after start-up waits for the first facts this long
@@ -34,7 +34,7 @@ class NoHostFits(Exception):
 
 def template_info(service: Service, name: str) -> TemplateInfo:
     try:
-        return TemplateLibrary(service.config.run.templates_dirs).get(name)
+        return shared_library(service.config.run.templates_dirs).get(name)
     except InputError as exc:
         raise from_input_error(exc) from None
 

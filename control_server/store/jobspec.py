@@ -21,7 +21,6 @@ from control_server.params import MASK
 from control_server.runner import HostPlan, RunOptions
 from control_server.sequence import redact, secret_strings
 from control_server.store.records import JobRecord, NewJob
-from control_server.templating import TemplateLibrary
 from control_server.transport import TransportSettings
 
 
@@ -95,7 +94,9 @@ def secret_params(task: api.Task, templates_dirs: Iterable[Path]) -> list[str]:
     """The names of the task's ``secret: true`` params (none for an ad hoc command)."""
     if not isinstance(task, api.TemplateTask):
         return []
-    info = TemplateLibrary(list(templates_dirs)).get(task.name)
+    from control_server.templating import shared_library  # Jinja2: only for a template
+
+    info = shared_library(list(templates_dirs)).get(task.name)
     return [spec.name for spec in info.params if spec.secret]
 
 
@@ -105,7 +106,9 @@ def redacted_vars(task: api.Task, extra_vars: Mapping[str, Any],
     copy of it inside another var."""
     if not isinstance(task, api.TemplateTask):
         return dict(extra_vars)
-    specs = TemplateLibrary(list(templates_dirs)).get(task.name).params
+    from control_server.templating import shared_library
+
+    specs = shared_library(list(templates_dirs)).get(task.name).params
     hidden = redact(dict(extra_vars), secret_strings(specs, extra_vars))
     secret = {spec.name for spec in specs if spec.secret}
     return {k: (MASK if k in secret else v) for k, v in hidden.items()}
