@@ -8,6 +8,9 @@
 # the console (console=ttyS0), asks for a DHCP lease on eth0 and stays up; an ACPI power
 # button press (virsh shutdown) powers it off cleanly. The domain needs
 # <features><acpi/></features> for that: without ACPI the guest only halts.
+# With hostplane.seed=cdrom on its command line (launch_instance with a cloud-init seed),
+# it first mounts the cdrom labelled cidata and prints the seed's instance-id, hostname
+# and every user-data line holding HOSTPLANE-SEED- ("hostplane-guest: seed ..." lines).
 #
 # Usage: build-guest.sh [OUT]   (default /var/lib/hostplane/guest)
 # Writes OUT/vmlinuz (stock), OUT/vmlinux (the same kernel decompressed, for a faster
@@ -17,6 +20,8 @@ set -euo pipefail
 OUT="${1:-/var/lib/hostplane/guest}"
 # modprobe resolves their dependencies (virtio, virtio_ring, failover, net_failover, ...).
 MODULES=(virtio_pci virtio_net button evdev)
+# Loaded only for a seed: the IDE cdrom and ISO 9660 (no cost to a guest without one).
+SEED_MODULES=(ata_piix sr_mod isofs)
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -32,14 +37,21 @@ root="$work/initramfs"
 mkdir -p "$root"/{bin,dev,proc,sys,run,tmp,var/log,etc/acpi/PWRF,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 
-# Modules in dependency order, each once (modprobe prints "insmod PATH" lines).
-: >"$root/lib/modules/load-order"
-for module in "${MODULES[@]}"; do
-    modprobe -d "$work/kernel" -S "$kver" --show-depends "$module"
-done | awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
-        cp "$ko" "$root/lib/modules/"
-        basename "$ko" >>"$root/lib/modules/load-order"
-    done
+# Modules in dependency order, each once (modprobe prints "insmod PATH" lines); a seed
+# module already in load-order is not loaded twice.
+load_order() {
+    local list="$1"; shift
+    : >"$root/lib/modules/$list"
+    for module in "$@"; do
+        modprobe -d "$work/kernel" -S "$kver" --show-depends "$module"
+    done | awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
+            grep -qx "$(basename "$ko")" "$root/lib/modules/load-order" 2>/dev/null && continue
+            cp "$ko" "$root/lib/modules/"
+            basename "$ko" >>"$root/lib/modules/$list"
+        done
+}
+load_order load-order "${MODULES[@]}"
+load_order seed-load-order "${SEED_MODULES[@]}"
 
 cat >"$root/init" <<'INIT'
 #!/bin/busybox sh
@@ -53,6 +65,7 @@ while read -r ko; do
 done </lib/modules/load-order
 # busybox acpid maps the power button (PWRF) to /etc/acpi/PWRF/00000080.
 acpid -c /etc/acpi -l /var/log/acpid.log
+case " $(cat /proc/cmdline) " in *" hostplane.seed=cdrom "*) /bin/read-seed ;; esac
 echo HOSTPLANE-GUEST-READY
 # Ask for a DHCP lease on the first NIC, if any (lets tests see a lease in libvirt's
 # dnsmasq). The address is set; no default route: the guest talks to nobody on its own.
@@ -79,7 +92,30 @@ bound|renew)
     ;;
 esac
 DHCP
-chmod 0755 "$root/init" "$root/etc/acpi/PWRF/00000080" "$root/etc/udhcpc.script"
+cat >"$root/bin/read-seed" <<'SEED'
+#!/bin/sh
+while read -r ko; do
+    insmod "/lib/modules/$ko" || echo "hostplane-guest: insmod $ko failed"
+done </lib/modules/seed-load-order
+# The cdrom shows up once the IDE bus is probed: give it a few seconds.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    dev="$(findfs LABEL=cidata 2>/dev/null)" && break
+    sleep 1
+done
+if [ -z "$dev" ]; then
+    echo "hostplane-guest: seed: no cdrom labelled cidata"
+    exit 0
+fi
+mkdir -p /seed
+mount -t iso9660 -o ro "$dev" /seed || { echo "hostplane-guest: seed: cannot mount $dev"; exit 0; }
+# meta-data values are double-quoted (as hostplane writes them)
+value() { sed -n "s/^$1: *//p" /seed/meta-data | tr -d '"'; }
+echo "hostplane-guest: seed instance-id $(value instance-id)"
+echo "hostplane-guest: seed local-hostname $(value local-hostname)"
+grep 'HOSTPLANE-SEED-' /seed/user-data | head -n 5 | sed 's/^/hostplane-guest: seed user-data: /'
+umount /seed
+SEED
+chmod 0755 "$root/init" "$root/etc/acpi/PWRF/00000080" "$root/etc/udhcpc.script" "$root/bin/read-seed"
 
 mkdir -p "$OUT"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$OUT/initramfs.cpio.gz"
