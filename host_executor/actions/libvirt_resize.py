@@ -215,10 +215,20 @@ def _disk(plan: _Plan, dom: Any, args: Dict[str, Any]) -> Dict[str, Any]:
                                                 " live" if active else ""))
     if not s.check:
         s.doing = "growing disk %s of domain %s to %d bytes" % (target, name, wanted)
-        if active:
-            dom.blockResize(target, wanted, s.lv.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
-        else:
-            vol.resize(wanted, 0)
+        try:
+            if active:
+                dom.blockResize(target, wanted, s.lv.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            else:
+                vol.resize(wanted, 0)
+        except s.lv.libvirtError as exc:
+            message = exc.get_error_message() or str(exc)
+            if "has snapshots" not in message:
+                raise
+            raise StepFailed(
+                "disk %s of domain %s (%s) cannot grow: it is a qcow2 v2 image with internal "
+                "snapshots, which QEMU does not resize; delete its snapshots (delete_snapshot) "
+                "or make it qcow2 v3 (qemu-img amend -o compat=1.1 while the domain is shut off) "
+                "first" % (target, name, source), data={"disk": data}) from None
         data["capacity"] = wanted
     return data
 

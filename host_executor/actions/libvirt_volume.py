@@ -8,7 +8,8 @@
   image: a smaller ``capacity`` is raised to the backing size, and the message says so.
 - ``clone_from``: a volume of the same pool (by name) or any pool volume (by path) whose
   content the new volume copies; ``capacity`` defaults to (and is at least) its size.
-- ``format``: ``qcow2`` or ``raw`` (default: qcow2 with ``backing``, else raw).
+- ``format``: ``qcow2`` or ``raw`` (default: qcow2 with ``backing``, else raw). A qcow2
+  volume is made as qcow2 v3 (compat 1.1), which QEMU can still grow once it has snapshots.
 - An existing volume is checked, never recreated: a larger ``capacity`` grows it; a
   smaller one is refused (shrinking loses data); a different format or backing image is
   an error naming both.
@@ -181,7 +182,10 @@ def _volume_xml(name: str, capacity: int, fmt: str, backing: Optional[Tuple[str,
     ET.SubElement(root, "name").text = name
     ET.SubElement(root, "capacity", unit="bytes").text = str(capacity)
     ET.SubElement(root, "allocation", unit="bytes").text = "0"
-    ET.SubElement(ET.SubElement(root, "target"), "format", type=fmt)
+    target = ET.SubElement(root, "target")
+    ET.SubElement(target, "format", type=fmt)
+    if fmt == "qcow2":  # libvirt's default is v2 (0.10), which QEMU cannot grow once it has snapshots
+        ET.SubElement(target, "compat").text = "1.1"
     if backing is not None:
         store = ET.SubElement(root, "backingStore")
         ET.SubElement(store, "path").text = backing[0]
