@@ -5,7 +5,8 @@ WAL), ``synchronous=NORMAL`` (a commit is not fsync'd: it survives the process b
 killed, SIGKILL included, and only an OS crash or power loss can take the last commits),
 and a busy timeout so several processes (a run, ``jobs events --follow``, ``serve``) share
 the file. Write transactions start with ``BEGIN IMMEDIATE``: taking the write lock up front
-means a reader turned writer never fails with SQLITE_BUSY half way.
+means a reader turned writer never fails with SQLITE_BUSY half way. On PostgreSQL every
+session gets ``idle_in_transaction_session_timeout`` (``IDLE_IN_TRANSACTION_TIMEOUT_MS``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from sqlalchemy.engine import Connection, make_url
 from control_server.store.records import ENV_DB
 
 BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL ends a session left idle inside a transaction this long (a server paused by
+# SIGSTOP, a long GC or a partition mid-transaction). Its row locks would otherwise stay,
+# and SKIP LOCKED claimers would skip its jobs even after the lease expired: a third of
+# the 30 s lease TTL (queue's, servers.STALE_AFTER), so the locks go well before another
+# server may take the lease. The store's own transactions idle for milliseconds at most.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 WRITE = "hostplane_write"  # execution option: this connection's transaction will write
 
 
@@ -52,6 +59,16 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    # A session setting (SET, not SET LOCAL): it outlives this transaction, which is
+    # committed at once so the pool hands the connection out idle.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(
+        f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
 def _sqlite_begin(conn: Connection) -> None:
     writing = conn.get_execution_options().get(WRITE, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
@@ -61,7 +78,10 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; for a SQLite file, its folder is created (private)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        if parsed.get_backend_name() == "postgresql":
+            event.listen(engine, "connect", _postgresql_connect)
+        return engine
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).expanduser().parent
