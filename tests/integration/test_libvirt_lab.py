@@ -206,7 +206,7 @@ def test_terminate_leaves_nothing_behind(prepared: Lab, guest: dict[str, str]) -
     assert leftovers(prepared, host, name) == {"domain": "", "volume": "", "log": ""}
     result, events = run(prepared, host, "terminate_instance", {"name": name})
     assert_ok(result)
-    assert statuses(events, host) == ["ok", "ok", "ok"]
+    assert statuses(events, host) == ["ok", "ok", "ok", "ok"]  # domain, volume, seed, log
 
 
 def test_failed_launch_rolls_back_completely(prepared: Lab, guest: dict[str, str]) -> None:
