@@ -32,6 +32,7 @@ from control_server.service.models import (
     PlacementRejected,
     ValidationFailed,
 )
+from control_server.store import capacity
 from control_server.store.records import JOB_STATES
 
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
@@ -205,7 +206,10 @@ def _routes(app: FastAPI) -> None:
     @app.get("/v1/hosts", tags=["fleet"], responses={**AUTH})
     async def hosts(request: Request, _who: Reader) -> HostList:
         """The inventory's hosts: last facts, reachable or not, last seen, capacity."""
-        return HostList(hosts=views.host_infos(service_of(request).state))
+        service = service_of(request)
+        names = [h.name for h in service.inventory.hosts("all")]
+        held = await asyncio.to_thread(capacity.usage, service.store.engine, names)
+        return HostList(hosts=views.host_infos(service.state, held))
 
     @app.get("/v1/instances", tags=["fleet"], responses={**AUTH, **INVALID})
     async def instances(request: Request, _who: Reader, host: HostName = None

@@ -130,6 +130,26 @@ class Capacity(BaseModel):
     vcpus_left: float
 
 
+class ResourceCapacity(BaseModel):
+    total: int | None = Field(None, description="What the host has, from its facts "
+                              "(null: the facts do not say).")
+    ratio: float = Field(description="The allocation ratio (overcommit).")
+    reserved: int = Field(description="Kept for the host itself, off the total.")
+    capacity: int | None = Field(None, description="(total - reserved) * ratio.")
+    claimed: int = Field(description="What held capacity claims in the store add up to.")
+    free: int | None = Field(None, description="capacity - claimed.")
+
+
+class HostResources(BaseModel):
+    """As ``hostplane hosts`` shows it: the same figures on every server of the store."""
+
+    problem: str | None = Field(None, description="Why figures are missing: no facts yet, "
+                                "facts lacking a group, a var that is not a number.")
+    memory_mib: ResourceCapacity | None = None
+    vcpus: ResourceCapacity | None = None
+    disk_gib: ResourceCapacity | None = None
+
+
 class HostInfo(BaseModel):
     name: str
     groups: list[str]
@@ -142,6 +162,9 @@ class HostInfo(BaseModel):
     facts_at: float | None = None
     facts: dict[str, Any] | None = None
     capacity: Capacity | None = None
+    resources: HostResources | None = Field(None, description=(
+        "Per resource (memory MiB, vCPUs, disk GiB): total, ratio, reserved, capacity, "
+        "claimed and free."))
     instances: int = 0
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from control_server.placement import capacity, host_tags
+from control_server.capacity_model import Claimed, host_capacity
+from control_server.errors import InputError
+from control_server.placement import HostState, capacity, host_tags
 from control_server.service.intake import PLACEMENT_EVENT
 from control_server.service.models import (
     Capacity,
     HostInfo,
+    HostResources,
     HostResult,
     InstanceInfo,
     JobDetail,
@@ -18,13 +22,16 @@ from control_server.service.models import (
     StepResult,
 )
 from control_server.service.state import FleetState, InstanceRecord
+from control_server.store.capacity import Usage
 from control_server.store.jobstore import JobStore
 from control_server.store.records import EventRecord, JobRecord
 
 # Host vars shown by GET /v1/hosts: how it is reached and what placement reads. Anything
 # else (passwords, keys, vault values) stays out.
 SHOWN_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection",
-              "capabilities", "dedicated_to", "reserved_memory_mib", "cpu_allocation_ratio")
+              "capabilities", "dedicated_to", "reserved_memory_mib", "reserved_disk_gib",
+              "cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio",
+              "instances_path")
 _STEP_FIELDS = ("index", "name", "action", "status", "rc", "msg", "stdout", "stderr",
                 "duration", "data")
 
@@ -82,7 +89,18 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def host_infos(state: FleetState) -> list[HostInfo]:
+def host_resources(placed: HostState, facts_at: float | None, held: Usage) -> HostResources:
+    """The capacity model's figures with the store's claims (``hostplane hosts``' view)."""
+    try:
+        model = host_capacity(placed.name, placed.hostvars, placed.facts,
+                              Claimed(held.memory_mib, held.vcpus, held.disk_gib), facts_at)
+    except InputError as exc:  # a var that is not a number: said, not a 500
+        return HostResources(problem=str(exc))
+    return HostResources.model_validate(model.as_dict())
+
+
+def host_infos(state: FleetState, held: Mapping[str, Usage]) -> list[HostInfo]:
+    """Every host; ``held`` is what capacity claims hold of each (``capacity.usage``)."""
     counts: dict[str, int] = {}
     for name, _instance in state.instances:
         counts[name] = counts.get(name, 0) + 1
@@ -99,6 +117,7 @@ def host_infos(state: FleetState) -> list[HostInfo]:
             reachable=status.reachable, last_seen=status.last_seen,
             last_error=status.last_error, facts_at=status.facts_at, facts=status.facts,
             capacity=Capacity(memory_left_mib=left[0], vcpus_left=left[1]) if left else None,
+            resources=host_resources(placed, status.facts_at, held.get(placed.name, Usage())),
             instances=counts.get(placed.name, 0),
         ))
     return out
