@@ -149,6 +149,15 @@ def test_snapshot_revert_and_resize_on_qemu(prepared: Lab, guest: dict[str, str]
         result, events = run(prepared, tmp_path, host, "snapshot_instance", {"name": name, "snapshot": "live"})
         assert_ok(result)
         assert ends(events, host)[0]["data"]["snapshot"]["memory"] is True
+        # Running: the disk grows live (QEMU tells the guest); memory without a balloon waits.
+        result, events = run(prepared, tmp_path, host, "resize_instance",
+                             {"name": name, "memory_mib": 192, "disk_gib": 3})
+        assert result.exit_code == 0, ends(events, host)[0]["msg"]
+        resized = ends(events, host)[0]
+        assert resized["msg"].startswith(f"domain {name}: disk vda 2 GiB -> 3 GiB live, memory 256 -> 192 MiB, "
+                                         "memory 192 MiB at the next boot (the running domain refused it: ")
+        assert resized["data"]["memory_mib"] == {"config": 192, "live": 256}
+        assert identity(prepared, host, name)[:2] == before[:2]
         result, events = run(prepared, tmp_path, host, "list_snapshots", {"name": name})
         listed = ends(events, host)[0]["data"]["snapshots"]
         assert [(s["name"], s["state"]) for s in listed] == [("s1", "shutoff"), ("live", "running")]
