@@ -46,6 +46,7 @@ class ConsoleSink:
         self.show_output = show_output  # `exec`: print each host's output, as `ansible -a`
         self._outputs: dict[str, list[dict[str, Any]]] = {}
         self._facts: dict[str, dict[str, Any]] = {}
+        self._addresses: dict[tuple[str, str], tuple[str, str]] = {}
         self._live: Live | None = None
         self._total = 0
         self._running: dict[str, str] = {}
@@ -87,6 +88,9 @@ class ConsoleSink:
         if ev.get("event") == "step_end":
             if ev.get("action") == "facts" and isinstance(ev.get("data"), dict):
                 self._facts[event.host] = ev["data"]
+            found = instance_address(ev)
+            if found is not None:
+                self._addresses[(event.host, found[0])] = found[1:]
             if self.show_output:
                 self._outputs.setdefault(event.host, []).append(ev)
             if self.verbose:
@@ -136,6 +140,8 @@ class ConsoleSink:
         if self._facts:
             self.console.print(facts_table(self._facts))
         self.console.print(recap_table(event))
+        if self._addresses:
+            self.console.print(addresses_table(self._addresses))
         for detail in failure_details(event):
             self.console.print(detail)
         if event.stopped_early:
@@ -167,6 +173,28 @@ def recap_table(event: RunFinished) -> Table:
         c = h.counts
         table.add_row(h.host, Text(h.status, style=_STYLE.get(h.status, "")), str(c.ok),
                       str(c.changed), str(c.failed), str(c.skipped), f"{h.duration:.2f}s")
+    return table
+
+
+def instance_address(ev: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(instance, address, source) from a step_end: a lease a ``wait`` found, or the
+    static address of a cloud-init seed's network_config."""
+    data = ev.get("data")
+    if ev.get("status") not in ("ok", "changed") or not isinstance(data, dict):
+        return None
+    if ev.get("action") == "wait" and data.get("ip") and data.get("domain"):
+        return str(data["domain"]), str(data["ip"]), "DHCP lease"
+    if ev.get("action") == "cloud_init_seed" and data.get("address") and data.get("name"):
+        return str(data["name"]), str(data["address"]), "static (network_config)"
+    return None
+
+
+def addresses_table(found: dict[tuple[str, str], tuple[str, str]]) -> Table:
+    table = Table(title="Addresses", title_justify="left", show_edge=False)
+    for col in ("host", "instance", "address", "from"):
+        table.add_column(col)
+    for (host, instance), (address, source) in sorted(found.items()):
+        table.add_row(host, instance, address, source)
     return table
 
 

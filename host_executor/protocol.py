@@ -166,6 +166,7 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
         "domain": _a(STR),
         "state": _a(STR),
         "serial_log": _a(STR),
+        "address": _a(BOOL),
         "timeout": _a(NUM),
         "interval": _a(NUM),
         "uri": _a(STR),

@@ -128,7 +128,8 @@ def _present(folder: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:
         files["network-config"] = network_config(net)
     iso = os.path.join(folder, ISO)
     changed = sorted(n for n in set(files) | set(old) if files.get(n) != old.get(n))
-    data: Dict[str, Any] = {"path": iso, "instance_id": iid, "changed_files": changed}
+    data: Dict[str, Any] = {"name": args["name"], "path": iso, "instance_id": iid,
+                            "changed_files": changed}
     if net is not None and net.get("address"):
         data["address"] = str(net["address"]).split("/")[0]
     if not changed and os.path.isfile(iso):

@@ -8,6 +8,9 @@
   ``domain``, the wait fails early when the domain stops before the pattern appears. The
   domain action empties the log at each start, so an old marker never satisfies the wait.
 - ``serial_log`` without ``domain`` needs no libvirt at all.
+- ``domain`` + ``address: true``: until the domain has an IPv4 address in its network's
+  DHCP leases (``data.addresses``: interface, mac, addr, prefix, type; ``data.ip``: the
+  first IPv4).
 
 ``timeout`` (default 60 s, never past the step's timeout) and ``interval`` (default
 0.25 s) as for every wait; check mode tests once (met: ``ok``, else ``skipped``).
@@ -43,6 +46,8 @@ def check_args(args: Dict[str, Any]) -> None:
     state = args.get("state")
     if state is not None and args.get("domain") is None:
         raise protocol.ProtocolError("state needs domain", "state")
+    if args.get("address") and args.get("domain") is None:
+        raise protocol.ProtocolError("address needs domain", "address")
     if state is not None and state not in STATES:
         raise protocol.ProtocolError("expected one of %s, got %r" % (", ".join(STATES), state), "state")
 
@@ -55,8 +60,11 @@ def run_libvirt_wait(args: Dict[str, Any], ctx: StepContext) -> StepResult:
 
 def _describe(args: Dict[str, Any], log: Optional[str]) -> str:
     parts = []
-    if args.get("domain") is not None and (args.get("state") or args.get("pattern") is None):
+    plain = args.get("pattern") is None and not args.get("address")
+    if args.get("domain") is not None and (args.get("state") or plain):
         parts.append("domain %s %s" % (args["domain"], args.get("state") or "running"))
+    if args.get("address"):
+        parts.append("an IPv4 address of domain %s in its DHCP leases" % args["domain"])
     if args.get("pattern") is not None:
         parts.append("pattern %r in %s" % (args["pattern"], log or args.get("serial_log")))
     elif args.get("serial_log") is not None and args.get("domain") is None:
@@ -93,7 +101,7 @@ def _serial_log(s: Session, name: str) -> str:
 def _domain_wait(s: Session, args: Dict[str, Any], ctx: StepContext) -> StepResult:
     name = args["domain"]
     pattern = args.get("pattern")
-    state = args.get("state") or (None if pattern is not None else "running")
+    state = args.get("state") or (None if pattern is not None or args.get("address") else "running")
     log = args.get("serial_log")
     if pattern is not None and log is None:
         s.doing = "reading the XML of domain %s" % name
@@ -114,9 +122,31 @@ def _domain_wait(s: Session, args: Dict[str, Any], ctx: StepContext) -> StepResu
             met = met and found
             if not found and state in (None, "running") and current in _STOPPED:
                 info["stopped"] = True
+        if args.get("address") and met:
+            s.doing = "reading the DHCP leases of domain %s" % name
+            info.update(addresses(s, name))
+            met = info.get("ip") is not None
+            if not met and current in _STOPPED:
+                info["stopped"] = True
         return met, info
 
     return _wait(probe, _describe(args, log), args, ctx)
+
+
+def addresses(s: Session, name: str) -> Dict[str, Any]:
+    """The domain's addresses from its networks' DHCP leases (none while it is off)."""
+    dom = s.lookup(s.conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
+    if dom is None or not dom.isActive():
+        return {"domain": name, "addresses": [], "ip": None}
+    source = getattr(s.lv, "VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE", 0)
+    found = []
+    for iface, info in sorted((dom.interfaceAddresses(source) or {}).items()):
+        for addr in info.get("addrs") or []:
+            kind = "ipv4" if addr.get("type") == getattr(s.lv, "VIR_IP_ADDR_TYPE_IPV4", 0) else "ipv6"
+            found.append({"interface": iface, "mac": info.get("hwaddr"), "addr": addr.get("addr"),
+                          "prefix": addr.get("prefix"), "type": kind})
+    ipv4 = [a["addr"] for a in found if a["type"] == "ipv4"]
+    return {"domain": name, "addresses": found, "ip": ipv4[0] if ipv4 else None}
 
 
 def _wait(probe: Probe, what: str, args: Dict[str, Any], ctx: StepContext) -> StepResult:
@@ -125,5 +155,8 @@ def _wait(probe: Probe, what: str, args: Dict[str, Any], ctx: StepContext) -> St
             return "domain %s is %s: it stopped before %s" % (args["domain"], info["domain_state"], what)
         return None
 
-    return poll(probe, what, args, ctx,
-                lambda info: "%s: ready after %.1f s" % (what, info["elapsed"]), stopped)
+    def ready(info: Dict[str, Any]) -> str:
+        got = "address %s" % info["ip"] if info.get("ip") else "ready"
+        return "%s: %s after %.1f s" % (what, got, info["elapsed"])
+
+    return poll(probe, what, args, ctx, ready, stopped)

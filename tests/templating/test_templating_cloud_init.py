@@ -56,3 +56,19 @@ def test_terminate_removes_the_seed(shipped: TemplateLibrary) -> None:
     seq = shipped.render("terminate_instance", {"name": "vm1"}, HOST)
     [seed] = [s for s in seq.steps if s["action"] == "cloud_init_seed"]
     assert seed["args"] == {"name": "vm1", "dir": "/var/lib/hostplane/seeds", "state": "absent"}
+
+
+def test_wait_for_ip_waits_for_a_lease_unless_the_address_is_static(shipped: TemplateLibrary) -> None:
+    seq = shipped.render("launch_instance", {"name": "vm1", "wait_for_ip": "true", "ip_timeout": 30}, HOST)
+    last = seq.steps[-1]
+    assert last["action"] == "wait" and last["timeout"] == 60
+    assert last["args"] == {"domain": "vm1", "address": True, "timeout": 30}
+    static = shipped.render("launch_instance", {
+        "name": "vm1", "wait_for_ip": "true",
+        "network_config": {"address": "10.0.0.5/24"}}, HOST)
+    assert not any(s["args"].get("address") is True for s in static.steps)
+    dhcp = shipped.render("launch_instance", {"name": "vm1", "wait_for_ip": "true",
+                                              "network_config": {"dhcp": True}}, HOST)
+    assert dhcp.steps[-1]["args"].get("address") is True
+    no_nic = shipped.render("launch_instance", {"name": "vm1", "wait_for_ip": "true", "network": ""}, HOST)
+    assert not any(s["args"].get("address") is True for s in no_nic.steps)
