@@ -137,3 +137,43 @@ def test_launch_over_http_then_out_of_band_events(lab: Lab, server: tuple[sh.Ser
                                  "vars": {"name": name}})
         assert done.status_code == 200 and done.json()["state"] == "succeeded", done.text
         _until(lambda: name not in _instances(client, host), 30)
+
+
+def test_snapshot_and_resize_over_http(lab: Lab, server: tuple[sh.Server, str]) -> None:
+    """The snapshot and resize templates as configuration requests (issue 11 §5), on a
+    domain defined out of band (shut off: nothing to boot)."""
+    srv, token = server
+    host, name = lab.hosts[1].name, f"api-{uuid.uuid4().hex[:6]}"
+    xml = (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+           "<os><type arch='x86_64'>hvm</type></os><devices><disk type='volume' device='disk'>"
+           f"<driver name='qemu' type='qcow2'/><source pool='hostplane' volume='{name}.qcow2'/>"
+           "<target dev='vda' bus='virtio'/></disk><interface type='network'>"
+           "<source network='default'/></interface></devices></domain>")
+    virsh = "virsh -c qemu:///system"
+    _ssh(lab, host, f"{virsh} vol-create-as hostplane {name}.qcow2 1G --format qcow2 && "
+                    f"echo {json.dumps(xml)} > /tmp/{name}.xml && {virsh} define /tmp/{name}.xml")
+    uuid_before = _ssh(lab, host, f"{virsh} domuuid {name}").strip()
+    assert uuid_before, f"domain {name} was not defined"
+
+    def request(client: httpx.Client, template: str, **vars: Any) -> dict[str, Any]:
+        answer = client.post("/v1/requests", params={"wait": 120},
+                             json={"template": template, "target": host, "vars": {"name": name, **vars}})
+        assert answer.status_code == 200, answer.text
+        job = answer.json()
+        assert job["state"] == "succeeded", json.dumps(job)[:3000]
+        step: dict[str, Any] = job["hosts"][0]["steps"][-1]
+        return step
+
+    try:
+        with srv.client(token, timeout=180) as client:
+            assert request(client, "snapshot_instance", snapshot="s1")["status"] == "changed"
+            assert request(client, "snapshot_instance", snapshot="s1")["status"] == "ok"
+            assert "1 snapshot(s): s1" in (request(client, "list_snapshots")["msg"] or "")
+            resized = request(client, "resize_instance", memory_mib=256, vcpus=2)
+            assert resized["msg"] == f"domain {name}: memory 128 -> 256 MiB, vcpus 1 -> 2"
+            assert request(client, "revert_instance", snapshot="s1")["status"] == "changed"
+            assert request(client, "delete_snapshot", snapshot="s1")["status"] == "changed"
+        assert _ssh(lab, host, f"{virsh} domuuid {name}").strip() == uuid_before
+    finally:
+        _ssh(lab, host, f"{virsh} undefine --snapshots-metadata --remove-all-storage {name}; "
+                        f"rm -f /tmp/{name}.xml")
