@@ -1,7 +1,8 @@
 """cloud-init seeds on a real hypervisor (the libvirt lab, QEMU under TCG): the busybox
 guest mounts the cdrom labelled cidata and prints the seed's instance-id, hostname and
 user-data marker on its serial console; a rerun is ok, a new user-data with reseed moves
-the instance-id on; terminate removes the seed."""
+the instance-id on; terminate removes the seed. With wait_for_ip, the launch reports the
+guest's DHCP lease."""
 
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def test_the_guest_reads_its_seed(prepared: Lab, guest: dict[str, str]) -> None:
     marker = f"HOSTPLANE-SEED-{uuid.uuid4().hex[:8]}"
     evars = {"name": name, "hostname": "web-1", "user_data": f"#cloud-config\n# {marker}\n",
              "network_config": {"dhcp": True}, **guest}
-    result, events = run(prepared, host, "launch_instance", evars)
+    result, events = run(prepared, host, "launch_instance", dict(evars, wait_for_ip="true"))
     assert_ok(result)
+    [lease] = [e for e in ends(events, host) if e["action"] == "wait" and "ip" in e["data"]]
+    # The guest's udhcpc lease in the lab network's dnsmasq (create_network 10.213.250.0/24).
+    assert lease["data"]["ip"].startswith("10.213.250."), lease
     try:
         # Printed before the ready marker the launch waited for: no second wait needed.
         log = ssh(prepared, host, f"cat /var/log/libvirt/qemu/{name}.serial.log")
