@@ -1,4 +1,5 @@
-"""Jobs as asyncio tasks of the serve process, and the periodic ``host_facts`` refresh.
+"""Jobs as asyncio tasks of the serve process, and the periodic ``host_facts`` refresh
+(after each round, the facts other servers of the store stored are taken too).
 
 Each job runs through ``jobs.execute_job`` (the job store's sink, its states, its cancel
 flag), with one more sink, the fleet state; the job's event streams are woken by the
@@ -111,11 +112,21 @@ class JobRunner:
                 await self.refresh_facts()
             except Exception:
                 log.exception("facts refresh failed")
+            try:
+                await self.load_stored_facts()
+            except Exception:  # the store may answer at the next round
+                log.exception("reading the stored facts failed")
             finally:
                 self.facts_ready.set()
             if not interval:
                 return
             await asyncio.sleep(interval)
+
+    async def load_stored_facts(self) -> None:
+        """Take what other servers of the store gathered since (read off the event loop,
+        applied on it, where the fleet state is only ever changed)."""
+        rows = await asyncio.to_thread(self.state.facts_table.all)
+        self.state.take_facts(rows)
 
     async def refresh_facts(self) -> None:
         hosts = self.inventory.hosts("all")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ from control_server.inventory import Inventory
 from control_server.placement import HostState, Instance
 from control_server.service import hostevents
 from control_server.service.bus import HOST_EVENTS, Bus
-from control_server.store.facts import HostFactsTable
+from control_server.store.facts import HostFacts, HostFactsTable
 from control_server.store.instances import Engine, InstanceRow, InstanceTable
 
 log = logging.getLogger("hostplane.serve")
@@ -109,7 +110,11 @@ class FleetState:
     def load_facts(self) -> None:
         """Take the store's facts, which any server may have written since (a gather this
         server made that is newer stays)."""
-        for row in self.facts_table.all():
+        self.take_facts(self.facts_table.all())
+
+    def take_facts(self, rows: Iterable[HostFacts]) -> None:
+        """``load_facts`` with the rows read already (serve reads them off its loop)."""
+        for row in rows:
             status = self.status(row.host)
             if status.facts_at is None or row.gathered_at >= status.facts_at:
                 status.facts, status.facts_at = row.facts, row.gathered_at
