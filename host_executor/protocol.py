@@ -242,7 +242,7 @@ ACTIONS: Dict[str, Dict[str, ArgSpec]] = {
         "hostname": _a(STR),
         "network_config": _a(DICT),
         "reseed": _a(BOOL),
-        "state": _a(STR, False, ("present", "absent")),
+        "state": _a(STR, False, ("present", "absent", "reverted")),
     },
 }
 

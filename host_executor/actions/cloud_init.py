@@ -13,6 +13,9 @@ holds timestamps), its inputs are.
   then applies only its per-boot parts; ``reseed: true`` moves it to ``N+1``, which makes
   cloud-init treat the next boot as a new instance's first.
 - ``state: absent``: the folder is removed.
+- ``state: reverted`` (``launch_instance``'s undo): the seed as it was before the last
+  change, kept in ``NAME/.previous/`` by that change; none (a new seed): removed. So a
+  relaunch that fails after changing an existing instance's seed leaves it bootable.
 
 ``user_data`` may hold secrets: no event carries its text (the messages and ``data`` name
 files only), and its file is readable by root alone.
@@ -37,6 +40,8 @@ if TYPE_CHECKING:  # typing costs every host start-up time; annotations are stri
 
 DEFAULT_DIR = "/var/lib/hostplane/seeds"
 ISO = "cidata.iso"
+PREVIOUS = ".previous"
+SEED_FILES = ("meta-data", "user-data", "network-config", ISO)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 IID_RE = re.compile(r'^instance-id: "iid-.+-([0-9]+)"$', re.M)
@@ -95,8 +100,11 @@ def _check_network(net: Optional[Dict[str, Any]]) -> None:
 def run_seed(args: Dict[str, Any], ctx: StepContext) -> StepResult:
     folder = os.path.join(args.get("dir") or DEFAULT_DIR, args["name"])
     try:
-        if (args.get("state") or "present") == "absent":
+        state = args.get("state") or "present"
+        if state == "absent":
             return _absent(folder, ctx)
+        if state == "reverted":
+            return _revert(folder, ctx)
         return _present(folder, args, ctx)
     except OSError as exc:
         raise StepFailed("cloud-init seed %s: %s" % (folder, exc)) from None
@@ -108,6 +116,22 @@ def _absent(folder: str, ctx: StepContext) -> StepResult:
     if not ctx.check:
         shutil.rmtree(folder)
     return StepResult("changed", msg="%s seed %s" % ("would remove" if ctx.check else "removed", folder))
+
+
+def _revert(folder: str, ctx: StepContext) -> StepResult:
+    previous = os.path.join(folder, PREVIOUS)
+    if not os.path.isdir(previous):
+        return _absent(folder, ctx)
+    if ctx.check:
+        return StepResult("changed", msg="would restore the previous seed in %s" % folder)
+    for name in SEED_FILES:
+        kept = os.path.join(previous, name)
+        if os.path.exists(kept):
+            os.replace(kept, os.path.join(folder, name))
+        else:
+            _unlink(os.path.join(folder, name))
+    shutil.rmtree(previous)
+    return StepResult("changed", msg="restored the previous seed in %s" % folder)
 
 
 # --- present --------------------------------------------------------------------------
@@ -216,6 +240,7 @@ def _write(folder: str, files: Dict[str, str], tool: str, ctx: StepContext) -> N
     from host_executor.proc import run_process
 
     os.makedirs(folder, mode=0o711, exist_ok=True)
+    _keep_previous(folder)
     for name, text in files.items():
         _atomic(os.path.join(folder, name), text)
     if "network-config" not in files:
@@ -234,6 +259,19 @@ def _write(folder: str, files: Dict[str, str], tool: str, ctx: StepContext) -> N
     # QEMU reads the ISO; the user-data inside it is no more readable than the file beside it.
     os.chmod(tmp, 0o600)
     os.replace(tmp, iso)
+
+
+def _keep_previous(folder: str) -> None:
+    """The seed as it is now, in ``.previous/`` for a ``reverted`` (a new seed: none)."""
+    previous = os.path.join(folder, PREVIOUS)
+    if os.path.isdir(previous):
+        shutil.rmtree(previous)
+    present = [n for n in SEED_FILES if os.path.exists(os.path.join(folder, n))]
+    if not present:
+        return
+    os.mkdir(previous, 0o700)
+    for name in present:
+        shutil.copy2(os.path.join(folder, name), os.path.join(previous, name))
 
 
 def _atomic(path: str, text: str) -> None:

@@ -113,3 +113,24 @@ def test_bad_arguments_are_refused_naming_the_field(executor: Executor, tmp_path
     out = executor.run(request([wire]))
     assert out.rc == 2
     assert f"args.{field}" in json.dumps(out.events)
+
+
+@needs_iso_tool
+def test_reverted_restores_the_seed_before_the_change(executor: Executor, tmp_path: Path) -> None:
+    first = "#cloud-config\n# one\n"
+    _seed(executor, tmp_path, user_data=first)
+    iso = (tmp_path / "vm1" / "cidata.iso").read_bytes()
+    assert _seed(executor, tmp_path, user_data="#cloud-config\n# two\n")["status"] == "changed"
+    assert _seed(executor, tmp_path, state="reverted")["status"] == "changed"
+    assert (tmp_path / "vm1" / "user-data").read_text() == first
+    assert (tmp_path / "vm1" / "cidata.iso").read_bytes() == iso
+    assert not (tmp_path / "vm1" / ".previous").exists()
+    assert _seed(executor, tmp_path, user_data=first)["status"] == "ok"
+
+
+@needs_iso_tool
+def test_reverted_removes_a_new_seed(executor: Executor, tmp_path: Path) -> None:
+    _seed(executor, tmp_path, user_data="#cloud-config\n{}\n")
+    assert _seed(executor, tmp_path, state="reverted")["status"] == "changed"
+    assert not (tmp_path / "vm1").exists()
+    assert _seed(executor, tmp_path, state="reverted")["status"] == "ok"

@@ -33,7 +33,7 @@ def test_seed_step_and_cdrom(shipped: TemplateLibrary) -> None:
                             "ssh_authorized_keys": ["ssh-ed25519 AAAA me@x"], "hostname": "web-1",
                             "network_config": net, "reseed": True}
     assert seed["undo"] == {"action": "cloud_init_seed",
-                            "args": {"name": "vm1", "dir": "/var/lib/hostplane/seeds", "state": "absent"}}
+                            "args": {"name": "vm1", "dir": "/var/lib/hostplane/seeds", "state": "reverted"}}
     xml = seq.steps[actions.index("libvirt_domain")]["args"]["xml"]
     assert "<source file='/var/lib/hostplane/seeds/vm1/cidata.iso'/>" in xml
     assert "device='cdrom'" in xml and "hostplane.seed=cdrom" in xml
