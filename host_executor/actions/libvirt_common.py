@@ -281,5 +281,16 @@ def choose_domain_type(session: Session, arch: Optional[str] = None) -> Tuple[st
     return offered[0], "the %s driver offers only %s" % (session.conn.getType(), ", ".join(offered))
 
 
+def domain_missing(s: Session, name: str, key: str = "name") -> StepResult:
+    """A step on a domain that is not defined: in check mode an earlier step would have
+    defined it (``skipped``), else the step fails."""
+    if not s.check:
+        raise StepFailed("domain %s is not defined" % name, data={key: name})
+    from host_executor.step import StepResult
+
+    return StepResult("skipped", msg="domain %s is not defined yet (check mode: earlier steps "
+                      "did not really run)" % name, data={key: name, "exists": False})
+
+
 def state_name(code: int) -> str:
     return DOMAIN_STATES[code] if 0 <= code < len(DOMAIN_STATES) else "unknown"

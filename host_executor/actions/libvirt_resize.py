@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 from host_executor import protocol
 from host_executor.actions import libvirt_xml
-from host_executor.actions.libvirt_common import run_libvirt
+from host_executor.actions.libvirt_common import domain_missing, run_libvirt
 from host_executor.errors import StepFailed
 from host_executor.step import StepResult
 
@@ -64,10 +64,7 @@ def _run(s: Session, args: Dict[str, Any]) -> StepResult:
     s.doing = "looking up domain %s" % name
     dom = s.lookup(s.conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
     if dom is None:
-        if s.check:
-            return StepResult("skipped", msg="domain %s is not defined yet (check mode: earlier "
-                              "steps did not really run)" % name, data={"name": name, "exists": False})
-        raise StepFailed("domain %s is not defined" % name, data={"name": name})
+        return domain_missing(s, name)
     plan = _Plan(s)
     disk = _disk(plan, dom, args) if args.get("disk_capacity") is not None else None
     _config(plan, dom, args)

@@ -25,7 +25,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from host_executor import protocol
-from host_executor.actions.libvirt_common import run_libvirt
+from host_executor.actions.libvirt_common import domain_missing, run_libvirt
 from host_executor.errors import StepFailed
 from host_executor.step import StepResult
 
@@ -66,11 +66,7 @@ def _run(s: Session, args: Dict[str, Any]) -> StepResult:
     s.doing = "looking up domain %s" % domain
     dom = s.lookup(s.conn.lookupByName, domain, "VIR_ERR_NO_DOMAIN")
     if dom is None:
-        if s.check:
-            return StepResult("skipped", msg="domain %s is not defined yet (check mode: earlier "
-                              "steps did not really run)" % domain,
-                              data={"domain": domain, "exists": False})
-        raise StepFailed("domain %s is not defined" % domain, data={"domain": domain})
+        return domain_missing(s, domain, "domain")
     if state == "list":
         s.doing = "listing the snapshots of domain %s" % domain
         snaps = [_snapshot_data(s, snap) for snap in dom.listAllSnapshots(0)]
