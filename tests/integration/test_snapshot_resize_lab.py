@@ -47,10 +47,11 @@ params:
   kernel: {required: true}
   initrd: {required: true}
   network: {required: true}
+  format: {default: qcow2}
 #}
 steps:
   - name: volume {{ name }}.qcow2
-    libvirt_volume: {pool: POOL_NAME, name: '{{ name }}.qcow2', capacity: 1G, format: qcow2}
+    libvirt_volume: {pool: POOL_NAME, name: '{{ name }}.qcow2', capacity: 1G, format: '{{ format }}'}
   - name: define {{ name }}
     libvirt_domain:
       name: {{ name }}
@@ -63,7 +64,7 @@ steps:
           <os><type arch='x86_64'>hvm</type><kernel>{{ kernel }}</kernel>
             <initrd>{{ initrd }}</initrd><cmdline>console=ttyS0</cmdline></os>
           <devices>
-            <disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>
+            <disk type='volume' device='disk'><driver name='qemu' type='{{ format }}'/>
               <source pool='POOL_NAME' volume='{{ name }}.qcow2'/><target dev='vda' bus='virtio'/></disk>
             <interface type='network'><source network='{{ network }}'/><model type='virtio'/></interface>
             <memballoon model='none'/>
@@ -164,6 +165,16 @@ def test_snapshot_revert_and_resize_on_qemu(prepared: Lab, guest: dict[str, str]
         result, events = run(prepared, tmp_path, host, "delete_snapshot", {"name": name, "snapshot": "s1"})
         assert_ok(result)
         assert statuses(events, host) == ["changed"]
+
+        # A raw disk has no internal snapshots: the step fails, saying so.
+        raw = {**evars, "name": f"{name}-raw", "format": "raw"}
+        assert_ok(run(prepared, tmp_path, host, "lab_define_instance", raw)[0])
+        result, events = run(prepared, tmp_path, host, "snapshot_instance", {"name": raw["name"], "snapshot": "s1"})
+        assert result.exit_code == 2 and statuses(events, host) == ["failed"]
+        assert ends(events, host)[0]["msg"].startswith(
+            f"snapshot s1 of domain {raw['name']} could not be taken of the disks (the domain is shut off): ")
+        assert "internal snapshots need every disk in qcow2" in ends(events, host)[0]["msg"]
     finally:
-        ssh(prepared, host, f"virsh -c qemu:///system destroy {name}; virsh -c qemu:///system "
-                            f"undefine --snapshots-metadata --remove-all-storage {name}")
+        for domain in (name, f"{name}-raw"):
+            ssh(prepared, host, f"virsh -c qemu:///system destroy {domain}; virsh -c qemu:///system "
+                                f"undefine --snapshots-metadata --remove-all-storage {domain}")
