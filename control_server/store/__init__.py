@@ -8,9 +8,10 @@ The only package that imports SQLAlchemy or Alembic, and only from its modules, 
 - ``records``: job states and the dataclasses the store returns (no SQLAlchemy);
 - ``jobspec``: what a job stores about its run (secrets redacted) and reading it back;
 - ``resume.resume_job``: take up an interrupted job.
-- several control servers (issue 10, not wired into serve yet): ``servers`` (registry, the
-  SQLite one-server rule), ``queue`` (job queue, leases, fencing tokens), ``fenced``
-  (``JobStore`` writes under a lease), ``capacity`` (capacity claims);
+- several control servers (issue 10; serve uses ``servers`` and ``capacity.usage``, the
+  rest is not wired yet): ``servers`` (registry, the SQLite one-server rule), ``queue``
+  (job queue, leases, fencing tokens), ``fenced`` (``JobStore`` writes under a lease),
+  ``capacity`` (capacity claims);
 - tables the service reads and writes through typed functions: ``tokens``, ``hostevents``,
   ``instances``, ``facts`` (each host's last facts).
 """
