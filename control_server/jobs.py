@@ -51,7 +51,7 @@ from control_server.store.records import (
     SUCCEEDED,
     JobRecord,
 )
-from control_server.store.sink import Begin, StoreSink
+from control_server.store.sink import Begin, RunStore, StoreSink
 
 if TYPE_CHECKING:  # SQLAlchemy loads with the store: the CLI opens it in a thread
     from control_server.store.jobstore import JobStore
@@ -98,7 +98,7 @@ def prepare_job(store: JobStore, request: JobRequest, inventory: Inventory,
     return PreparedJob(job_id, request, plans)
 
 
-def store_sink(store: JobStore | None, job_id: int, plans: Iterable[HostPlan],
+def store_sink(store: RunStore | None, job_id: int, plans: Iterable[HostPlan],
                on_cancel: Callable[[], None] | None = None,
                on_commit: Callable[[], None] | None = None,
                begin: Begin | None = None, start: bool = False) -> StoreSink:
@@ -204,7 +204,7 @@ def cancel_job(store: JobStore, job_id: int) -> bool:
     return True
 
 
-def finish_job(store: JobStore, job_id: int, sink: StoreSink | None = None) -> JobRecord:
+def finish_job(store: RunStore, job_id: int, sink: StoreSink | None = None) -> JobRecord:
     """Write what is left and set the final state from every host's outcome; the job as
     it now is."""
     if sink is not None:
@@ -237,14 +237,14 @@ def _outcome(job: JobRecord) -> tuple[str, str | None, int, str | None]:
     return FAILED, f"not ok: {', '.join(bad)}", code, stopped
 
 
-def finish_cancelled(store: JobStore, job_id: int) -> None:
+def finish_cancelled(store: RunStore, job_id: int) -> None:
     for host in _job(store, job_id).hosts:
         if host.state in (HOST_PENDING, HOST_RUNNING):
             store.set_host_state(job_id, host.host, HOST_CANCELLED)
     store.set_state(job_id, CANCELLED, error="cancelled")
 
 
-def _job(store: JobStore, job_id: int) -> JobRecord:
+def _job(store: RunStore, job_id: int) -> JobRecord:
     job = store.get_job(job_id)
     if job is None:
         raise InputError(f"no job {job_id} in {store.url}")
@@ -302,7 +302,7 @@ def _interrupt_me() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def record_run(store: JobStore, request: JobRequest, plans: list[HostPlan],
+def record_run(store: RunStore, request: JobRequest, plans: list[HostPlan],
                on_finish: Callable[[JobRecord], None] | None = None) -> JobRecorder:
     """Create the job (running) for a run about to start with ``plans``; add the result
     as a sink."""
@@ -310,7 +310,7 @@ def record_run(store: JobStore, request: JobRequest, plans: list[HostPlan],
     return JobRecorder(store_sink(store, job_id, plans, _interrupt_me), on_finish)
 
 
-def record_run_deferred(open_store: Callable[[], JobStore], request: Callable[[], JobRequest],
+def record_run_deferred(open_store: Callable[[], RunStore], request: Callable[[], JobRequest],
                         plans: list[HostPlan],
                         on_finish: Callable[[JobRecord], None] | None = None,
                         on_error: Callable[[str], None] | None = None
@@ -319,7 +319,7 @@ def record_run_deferred(open_store: Callable[[], JobStore], request: Callable[[]
     called, and the job created, in the sink's writer thread while the run's connections
     open. Run the plans returned: each host's request waits for the job (``gate_plans``)."""
 
-    def begin() -> tuple[JobStore, int, bool]:
+    def begin() -> tuple[RunStore, int, bool]:
         store = open_store()
         job_id = store.create_job(new_job(request(), plans), state=QUEUED, start=True)
         return store, job_id, False

@@ -28,6 +28,7 @@ from control_server.store.records import (
 
 if TYPE_CHECKING:  # SQLAlchemy loads only when a command opens the store
     from control_server.store.jobstore import JobStore
+    from control_server.store.sink import RunStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 FOLLOW_POLL = 0.5
@@ -37,6 +38,16 @@ def open_store(db_url: str | None) -> JobStore:
     from control_server.store.jobstore import JobStore
 
     store = JobStore.open(db_url)
+    store.mark_interrupted_on_startup()
+    return store
+
+
+def open_run_store(db_url: str | None) -> RunStore:
+    """The store a run records into: without SQLAlchemy when it is an up-to-date SQLite
+    file (``store.sqlite_writer``), else ``open_store``'s ``JobStore``."""
+    from control_server.store.sqlite_writer import open_writer
+
+    store = open_writer(db_url)
     store.mark_interrupted_on_startup()
     return store
 
@@ -62,7 +73,7 @@ def recorder(kw: dict[str, Any], pattern: str, task: api.Task, extra_vars: dict[
 
     request = JobRequest(pattern, task, extra_vars, config, _sources(kw), Path.cwd())
     try:
-        store = open_store(kw.get("db_url"))
+        store = open_run_store(kw.get("db_url"))
         return jobs.record_run(store, request, plans, _announce)
     except Exception as exc:  # the database is down, read-only, full: the run goes on
         warn([f"this run is not recorded: job store: {type(exc).__name__}: {exc}"])

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from control_server import api
     from control_server.events import Sink
     from control_server.runner import HostPlan, RunResult
-    from control_server.store.jobstore import JobStore
     from control_server.store.records import JobRecord
+    from control_server.store.sink import RunStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -186,16 +186,17 @@ def _recorder(kw: dict[str, Any], pattern: str, task: api.Task, evars: dict[str,
               config: api.RunConfig, plans: list[HostPlan]) -> tuple[Sink, list[HostPlan]]:
     """The sink recording this run as a job, and the plans to run (each host's request
     waits for the job). The store opens, and the job is created, in the sink's writer
-    thread while the connections open: SQLAlchemy's import then mostly fills time the
-    run spends waiting on the network, where opening it first would delay the run."""
+    thread while the connections open: an up-to-date SQLite store through ``sqlite3``
+    alone (``store.sqlite_writer``), any other through ``JobStore``, whose SQLAlchemy
+    import then mostly fills time the run spends waiting on the network."""
     from control_server import jobs
 
     cwd = Path.cwd()
 
-    def open_store() -> JobStore:  # (the writer thread)
-        from control_server.cli.jobs_cmds import open_store
+    def open_store() -> RunStore:  # (the writer thread)
+        from control_server.cli.jobs_cmds import open_run_store
 
-        return open_store(kw.get("db_url"))
+        return open_run_store(kw.get("db_url"))
 
     def request() -> jobs.JobRequest:
         from control_server.cli.jobs_cmds import _sources

@@ -18,11 +18,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from control_server.store.engine import WRITE, default_url, make_engine
+from control_server.store.revision import SCHEMA_REVISION as SCHEMA_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_REVISION = "0003"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -39,7 +39,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from control_server.events import (
     ExecutorEvent,
@@ -49,13 +49,30 @@ from control_server.events import (
     event_to_dict,
 )
 from control_server.store.owner import HEARTBEAT_INTERVAL
+from control_server.store.records import JobRecord, NewJob
 
-if TYPE_CHECKING:  # SQLAlchemy loads with the store (the CLI: in the writer thread)
-    from control_server.store.jobstore import JobStore
+
+class RunStore(Protocol):
+    """What a run's sink and its end write and read: ``JobStore`` (SQLAlchemy, loaded with
+    the store), or the CLI's lean SQLite writer (``sqlite_writer.SqliteWriter``)."""
+
+    url: str
+
+    def create_job(self, job: NewJob, state: str = ..., *, start: bool = ...) -> int: ...
+    def record_many(self, job_id: int, batch: list[RunEvent]) -> int: ...
+    def start_and_record(self, job_id: int, batch: list[RunEvent]) -> tuple[int, bool]: ...
+    def heartbeat(self, job_id: int) -> bool: ...
+    def set_state(self, job_id: int, state: str, *, error: str | None = ...,
+                  exit_code: int | None = ..., stopped_early: str | None = ...) -> float: ...
+    def set_host_state(self, job_id: int, host: str, state: str) -> None: ...
+    def get_job(self, job_id: int) -> JobRecord | None: ...
+    def mark_interrupted_on_startup(self) -> list[int]: ...
+    def close(self) -> None: ...
+
 
 Redactor = Callable[[Any], Any]
 # The store and the job to write to, and whether a cancel is wanted already.
-Begin = Callable[[], "tuple[JobStore, int, bool]"]
+Begin = Callable[[], "tuple[RunStore, int, bool]"]
 MAX_BATCH = 500
 FLUSH_TIMEOUT = 60.0
 LINGER = 0.25  # the longest an executor event waits for a transaction of its own
@@ -73,7 +90,7 @@ _Waiter = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 class StoreSink:
     """Writes the events of one job; ``close()`` when the run is over."""
 
-    def __init__(self, store: JobStore | None, job_id: int,
+    def __init__(self, store: RunStore | None, job_id: int,
                  redactors: Mapping[str, Redactor] | None = None,
                  on_cancel: Callable[[], None] | None = None,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, wait: bool = True,
