@@ -239,6 +239,39 @@ def check_value(spec: ParamSpec, value: Any) -> Any:
     return value
 
 
+# The HTTP API's vars are JSON, so they are taken as typed (docs/http-api.md): no
+# Ansible-like coercion there, which is for the CLI's ``-e`` strings only.
+_JSON_KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "str": ("a string", (str,)),
+    "path": ("a string (an absolute path)", (str,)),
+    "int": ("an integer", (int,)),
+    "float": ("a number", (int, float)),
+    "bool": ("a boolean (true or false)", (bool,)),
+    "list": ("a list", (list,)),
+    "dict": ("a mapping (a JSON object)", (dict,)),
+}
+
+
+def _json_kind(value: Any) -> str:
+    for py, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+                     (str, "a string"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, py):
+            return name
+    return type(value).__name__
+
+
+def strict_type_error(spec: ParamSpec, value: Any) -> str | None:
+    """Why a JSON value does not have the param's type (None: it has, or it is null, which
+    means not given); names types only, so a secret's value never shows."""
+    if value is None:
+        return None
+    expected, kinds = _JSON_KINDS[spec.type]
+    fits = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if fits:
+        return None
+    return f"expected {expected}, got {_json_kind(value)}"
+
+
 def resolve_params(
     specs: tuple[ParamSpec, ...], variables: Mapping[str, Any], template: str | None = None
 ) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """``POST /v1/requests``: check a configuration request, pick its hosts, start its job.
 
 Everything is checked before a job exists: the template (by name only: it never names a
-file outside the template folders), the vars (only the template's params; values are
-checked by the render of every host), the target (a pattern matching inventory hosts, or
-a placement that fits a host).
+file outside the template folders), the vars (only the template's params, each of its
+JSON type; values are checked by the render of every host), the target (a pattern
+matching inventory hosts, or a placement that fits a host).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from control_server import api, jobs
 from control_server.errors import InputError
+from control_server.params import strict_type_error
 from control_server.placement import Instance, PlacementDecision, PlacementRequest, place
 from control_server.service.context import Service
 from control_server.service.errors import RequestInvalid, from_input_error
@@ -40,15 +41,20 @@ def template_info(service: Service, name: str) -> TemplateInfo:
 
 
 def check_vars(info: TemplateInfo, values: dict[str, Any]) -> None:
-    """Only the template's params: inventory vars (``libvirt_uri``, connection settings)
-    are the inventory's to set, not a caller's."""
-    params = {spec.name for spec in info.params}
-    for name in values:
-        if name not in params:
-            known = ", ".join(sorted(params)) or "none"
+    """Only the template's params (inventory vars such as ``libvirt_uri`` are the
+    inventory's to set, not a caller's), each of its JSON type: ``"256"`` is no int."""
+    specs = {spec.name: spec for spec in info.params}
+    for name, value in values.items():
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none"
             raise RequestInvalid(["body", "vars", name],
                                  f"{name!r} is not a param of template {info.name}"
-                                 f"{suggest(name, params)} (params: {known})", "unknown_param")
+                                 f"{suggest(name, specs)} (params: {known})", "unknown_param")
+        wrong = strict_type_error(specs[name], value)
+        if wrong is not None:
+            raise RequestInvalid(["body", "vars", name],
+                                 f"vars.{name}: template {info.name}'s param {name} is "
+                                 f"{specs[name].type}: {wrong}", "param_type")
 
 
 def resolve_pattern(service: Service, pattern: str) -> str:

@@ -85,6 +85,18 @@ def write_templates(folder: Path) -> Path:
         "    command: {argv: [echo, \"{{ name }} {{ memory_mib }} {{ vcpus }}\"]}\n"
         "  - name: hold\n    command: {argv: [sleep, \"{{ seconds }}\"]}\n"
     )
+    (folder / "typed.yaml.j2").write_text(
+        "{#\ndescription: One param of each type.\nparams:\n"
+        "  count: {type: int, description: An int.}\n"
+        "  ratio: {type: float, description: A float.}\n"
+        "  flag: {type: bool, description: A bool.}\n"
+        "  items: {type: list, description: A list.}\n"
+        "  labels: {type: dict, description: A map.}\n"
+        "  where: {type: path, description: A path.}\n"
+        "  label: {description: A string.}\n"
+        "  token: {secret: true, description: A secret.}\n#}\n"
+        "steps:\n  - name: noop\n    command: {argv: ['true']}\n"
+    )
     return folder
 
 
