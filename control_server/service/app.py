@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -14,13 +15,14 @@ from control_server import __version__
 from control_server.service import intake, openapi, sse, views
 from control_server.service.auth import Operator, Reader, service_of
 from control_server.service.context import MAX_BODY, Service
-from control_server.service.errors import RequestInvalid
+from control_server.service.errors import Failed, RequestInvalid, failing_as
 from control_server.service.limits import BodyLimit
 from control_server.service.models import (
     MAX_ID,
     Accepted,
     CancelResult,
     ConfigurationRequest,
+    Failure,
     Health,
     HostEventData,
     HostList,
@@ -44,6 +46,9 @@ After = Annotated[int, Query(ge=0, le=MAX_ID, description="Resume after this eve
 HostName = Annotated[str | None, Query(max_length=255, description="Only this host.")]
 
 Responses = dict[int | str, dict[str, Any]]
+log = logging.getLogger("hostplane.serve")
+# What the routes raise on purpose, answered 4xx by their handlers; anything else is Failed.
+TYPED: tuple[type[Exception], ...] = (RequestInvalid, HTTPException, intake.NoHostFits)
 
 
 def _json(model: type[Any], description: str) -> dict[str, Any]:
@@ -119,9 +124,31 @@ def create_app(service: Service | None = None) -> FastAPI:
                                  placement=exc.decision.as_dict())
         return JSONResponse(body.model_dump(), status_code=409)
 
+    @app.exception_handler(Failed)
+    async def failed(_request: Request, exc: Failed) -> JSONResponse:
+        return _failure(exc)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette answers this one from its outermost middleware, then re-raises it
+        # for uvicorn to log: the answer is still JSON saying what failed.
+        return _failure(Failed(f"answering {request.method} {request.url.path}", exc))
+
     _routes(app)
     openapi.install(app)
     return app
+
+
+def _failure(exc: Failed) -> JSONResponse:
+    log.error("%s", exc, exc_info=exc.cause)
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+def _target(body: ConfigurationRequest) -> str:
+    if isinstance(body.target, str):
+        return f"host pattern {body.target!r}"
+    return f"a placement of {body.target.placement.memory_mib} MiB"
 
 
 def _routes(app: FastAPI) -> None:
@@ -137,6 +164,8 @@ def _routes(app: FastAPI) -> None:
                          202: _json(Accepted, "The job runs"),
                          409: _json(PlacementRejected, "No host fits"),
                          413: _json(Message, "Body too large"),
+                         500: _json(Failure, "A bug (its traceback is in serve's log)"),
+                         503: _json(Failure, "The job store is busy: retry"),
                          **WRITE, **INVALID})
     async def post_request(
         request: Request, body: ConfigurationRequest, who: Operator,
@@ -145,11 +174,15 @@ def _routes(app: FastAPI) -> None:
     ) -> JSONResponse:
         """Run a command template on a host pattern, or on the host placement picks."""
         service = service_of(request)
-        job_id, task = await intake.submit(service, body, f"api:{who.name}")
+        with failing_as(f"starting template {body.template} on {_target(body)} (the job "
+                        "did not start)", TYPED):
+            job_id, task = await intake.submit(service, body, f"api:{who.name}")
         if wait > 0:
             await asyncio.wait({task}, timeout=wait)
         if task.done():
-            detail = await asyncio.to_thread(views.job_detail, service.store, job_id)
+            with failing_as(f"reading the result of job {job_id} (the job is not affected: "
+                            f"GET /v1/jobs/{job_id})", TYPED, job_id):
+                detail = await asyncio.to_thread(views.job_detail, service.store, job_id)
             if detail is not None:
                 return JSONResponse(detail.model_dump(mode="json"), status_code=200)
         url = f"/v1/jobs/{job_id}"

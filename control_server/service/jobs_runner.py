@@ -31,6 +31,7 @@ from control_server.transport.pool import TransportPool
 
 log = logging.getLogger("hostplane.serve")
 FACTS_TEMPLATE = "host_facts"
+FINISH_RETRY_DELAYS = (0, 0.5, 1, 2, 5, 10, 30, 60)
 
 
 class JobRunner:
@@ -71,9 +72,21 @@ class JobRunner:
                                    on_commit=lambda: self.bus.notify_threadsafe(topic))
         except asyncio.CancelledError:
             raise  # serve is stopping: execute_job left the job interrupted
-        except Exception:  # the runner reports host trouble itself: this is a bug
+        except Exception:  # host trouble is the job's result; a bug or a busy store is not
             log.exception("job %s failed inside serve", job.id)
-            jobs.finish_job(self.store, job.id)
+            await self._finish(job.id)
+
+    async def _finish(self, job_id: int) -> None:
+        """Set the job's end state, retrying while the store is busy: a job left running
+        by a live server is never marked interrupted, so it would stay running."""
+        for delay in FINISH_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                await asyncio.to_thread(jobs.finish_job, self.store, job_id)
+                return
+            except Exception:
+                log.exception("job %s: recording its end failed (retrying)", job_id)
+        log.error("job %s: its end could not be recorded; it stays running", job_id)
 
     def _never_started(self, job_id: int) -> None:
         """A task cancelled before its first step (serve stopping at once)."""

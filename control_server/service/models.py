@@ -232,6 +232,14 @@ class Message(BaseModel):
     detail: str
 
 
+class Failure(BaseModel):
+    """A request that could not be served (503: the job store is busy, retry; 500: a bug
+    whose traceback is in serve's log)."""
+
+    detail: str = Field(description="What was being done, and what failed.")
+    job_id: int | None = Field(None, description="The job concerned, when there is one.")
+
+
 class Health(BaseModel):
     status: str
     version: str

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from control_server.service.models import (
     Accepted,
+    Failure,
     HostEventData,
     JobEvent,
     Message,
@@ -27,8 +28,8 @@ from control_server.service.models import (
 
 REPO_FILE = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 # Models only named in hand-written responses (see app._json): FastAPI does not add them.
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (Accepted, HostEventData, JobEvent, Message,
-                                              PlacementRejected, ValidationFailed)
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (Accepted, Failure, HostEventData, JobEvent,
+                                              Message, PlacementRejected, ValidationFailed)
 
 
 def install(app: FastAPI) -> None:

@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection, make_url
 from control_server.store.records import ENV_DB
 
 BUSY_TIMEOUT_MS = 30_000
+# Tests shorten it to make a store that stays locked answer SQLITE_BUSY quickly.
+ENV_BUSY_TIMEOUT = "HOSTPLANE_SQLITE_BUSY_TIMEOUT_MS"
 # PostgreSQL ends a session left idle inside a transaction this long (a server paused by
 # SIGSTOP, a long GC or a partition mid-transaction). Its row locks would otherwise stay,
 # and SKIP LOCKED claimers would skip its jobs even after the lease expired: a third of
@@ -52,7 +54,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
-        f"busy_timeout={BUSY_TIMEOUT_MS}",
+        f"busy_timeout={int(os.environ.get(ENV_BUSY_TIMEOUT) or BUSY_TIMEOUT_MS)}",
         "foreign_keys=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
