@@ -69,6 +69,14 @@ class _LineParser:
         self.on_event(event)
 
 
+def become_command(command: str, become: bool, user: str | None = None) -> str:
+    """``command`` as a host runs it: through ``sudo -n`` when it becomes."""
+    if not become:
+        return command
+    as_user = f"-u {shlex.quote(user)} " if user else ""
+    return f"sudo -n {as_user}-- /bin/sh -c {shlex.quote(command)}"
+
+
 @dataclass
 class Delivery:
     """How to start the executor on one host (interpreter, cache dir, become)."""
@@ -80,10 +88,7 @@ class Delivery:
     become_user: str | None = None
 
     def _wrap(self, command: str) -> str:
-        if not self.become:
-            return command
-        user = f"-u {shlex.quote(self.become_user)} " if self.become_user else ""
-        return f"sudo -n {user}-- /bin/sh -c {shlex.quote(command)}"
+        return become_command(command, self.become, self.become_user)
 
     def shell(self, command: str) -> str:
         """``command`` as this host runs it (through sudo when it becomes)."""

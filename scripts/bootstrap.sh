@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev openssh-client openssh-server debootstrap
+APT_PACKAGES=(python3 python3-venv python3-dev openssh-client openssh-server debootstrap tmux
               iproute2 procps ca-certificates python3-libvirt libvirt-clients qemu-utils genisoimage
               postgresql-15 vagrant vagrant-libvirt)
 missing=()

@@ -30,6 +30,7 @@ COMMANDS = {
     "serve": "serve_cmds:serve_cmd",
     "tokens": "serve_cmds:tokens_group",
     "image": "image_cmds:image_group",
+    "console": "console_cmds:console_cmd",
     "lab": "lab_cmds:lab",
 }
 

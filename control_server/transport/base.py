@@ -128,6 +128,25 @@ class ChannelResult:
     signal: str | None = None
 
 
+class Terminal(ABC):
+    """An interactive channel with a pty on the host (``hostplane console``): bytes both
+    ways, unchanged (the remote pty does the line discipline), and the window's size."""
+
+    @abstractmethod
+    async def read(self) -> bytes:
+        """The next bytes the remote side wrote; ``b""`` once it is done."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def resize(self, columns: int, rows: int) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> int | None:
+        """Close the channel (idempotent); the remote command's exit status if it ended."""
+
+
 class Transport(ABC):
     """One connection to one host, reused by every channel of a run."""
 
@@ -166,6 +185,15 @@ class Transport(ABC):
     def alive(self) -> bool:
         """False once the connection is known to be closed or lost (True: not known)."""
         return True
+
+    async def open_terminal(self, command: str, term_type: str,
+                            size: tuple[int, int]) -> Terminal:
+        """Run ``command`` in a channel with a pty of ``term_type`` and ``size`` (columns,
+        rows). Only the SSH transport has one (a console is over the host's connection)."""
+        from control_server.errors import InputError
+
+        raise InputError(f"host {self.target.host}: the {self.name} transport has no "
+                         "interactive terminal (attach over ssh)")
 
     async def send_file(self, command: str, source: Path, offset: int = 0,
                         on_progress: ProgressHandler | None = None) -> ChannelResult:

@@ -40,6 +40,7 @@ from control_server.transport.base import (
     LineSplitter,
     ProgressHandler,
     SendCount,
+    Terminal,
     Transport,
     TransportSettings,
     stream_file,
@@ -380,6 +381,18 @@ class AsyncSSHTransport(Transport):
             stderr_task.cancel()
         return ChannelResult(completed.exit_status, stderr)
 
+    async def open_terminal(self, command: str, term_type: str,
+                            size: tuple[int, int]) -> Terminal:
+        if self._conn is None:
+            await self.connect()
+        assert self._conn is not None
+        try:
+            proc = await self._conn.create_process(command, encoding=None, term_type=term_type,
+                                                   term_size=size, stderr=asyncssh.STDOUT)
+        except (asyncssh.Error, OSError) as exc:
+            raise ChannelOpenError(f"cannot open a terminal: {exc}", self.target.host) from None
+        return _SSHTerminal(proc)
+
     async def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -397,3 +410,28 @@ class AsyncSSHTransport(Transport):
             self._conn.abort()
         for hop in self._hops:
             hop.abort()
+
+
+class _SSHTerminal(Terminal):
+    def __init__(self, proc: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._proc = proc
+
+    async def read(self) -> bytes:
+        try:
+            return await self._proc.stdout.read(READ_CHUNK)
+        except (asyncssh.Error, OSError):
+            return b""  # the channel or the connection went: the session is over
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self._proc.stdin.write(data)
+
+    def resize(self, columns: int, rows: int) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self._proc.change_terminal_size(columns, rows)
+
+    async def close(self) -> int | None:
+        self._proc.close()
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self._proc.wait_closed()
+        return self._proc.exit_status

@@ -94,7 +94,8 @@ def _serial_log(s: Session, name: str) -> str:
         raise StepFailed("domain %s is not defined (no serial log to search)" % name)
     logs = libvirt_xml.file_sources(ET.fromstring(dom.XMLDesc(0)))
     if not logs:
-        raise StepFailed("domain %s has no serial log file (<serial type='file'><source path=...>)" % name)
+        raise StepFailed("domain %s has no serial log file "
+                         "(<serial type='pty'><log file=...>)" % name)
     return logs[0]
 
 

@@ -265,12 +265,16 @@ def keep_macs(root: Element, current: Element) -> List[str]:
 
 
 def file_sources(root: Element) -> List[str]:
-    """Paths of the ``type='file'`` serial ports and consoles (the serial logs)."""
+    """The serial logs: ``<log file=...>`` of the serial ports and consoles (a pty serial
+    that ``hostplane console`` attaches to, logged all the same), then the paths of
+    ``type='file'`` ones (domains defined before the pty serial)."""
     paths: List[str] = []
     for tag in ("serial", "console"):
         for node in root.findall("devices/" + tag):
-            src = node.find("source")
-            path = src.get("path") if src is not None and node.get("type") == "file" else None
+            log, src = node.find("log"), node.find("source")
+            path = log.get("file") if log is not None else None
+            if path is None and src is not None and node.get("type") == "file":
+                path = src.get("path")
             if path and path not in paths:
                 paths.append(path)
     return paths

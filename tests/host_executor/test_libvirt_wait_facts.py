@@ -84,7 +84,7 @@ def test_wait_check_mode_and_errors(lv: Executor, tmp_path: Path) -> None:
     ends = by_name(run(lv, [dom("define", xml=domain_xml()),
                             {**lv_step("no log", "wait", domain="vm1", pattern="x"), "ignore_errors": True},
                             {**lv_step("no domain", "wait", domain="vm2", pattern="x"), "ignore_errors": True}]))
-    assert ends["no log"]["msg"] == "domain vm1 has no serial log file (<serial type='file'><source path=...>)"
+    assert ends["no log"]["msg"] == "domain vm1 has no serial log file (<serial type='pty'><log file=...>)"
     assert ends["no domain"]["msg"] == "domain vm2 is not defined (no serial log to search)"
     bad = lv.run(request([lv_step("bad", "wait", domain="vm1", state="sleeping")]))
     assert bad.rc == 2 and bad.one("error")["field"] == "args.state"

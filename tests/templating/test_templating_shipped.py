@@ -134,7 +134,9 @@ def test_launch_instance_direct_boot_xml(shipped: TemplateLibrary) -> None:
     assert "<initrd>/var/lib/hostplane/guest/initramfs.cpio.gz</initrd>" in xml
     assert "<cmdline>console=ttyS0 hostplane.ready=HOSTPLANE-GUEST-READY quiet</cmdline>" in xml
     assert "<acpi/>" in xml
-    assert "<serial type='file'>" in xml and "<model type='virtio'/>" in xml
+    assert "<serial type='pty'>" in xml and "<model type='virtio'/>" in xml
+    # a pty for `hostplane console`, logged to the file `wait` reads
+    assert "<log file='/var/log/libvirt/qemu/vm1.serial.log' append='off'/>" in xml
 
 
 def test_create_network_addresses(shipped: TemplateLibrary) -> None:
