@@ -61,7 +61,15 @@ def test_console_attaches_in_a_terminal_and_the_log_keeps_the_output(
 
     boot = tail(5000)
     assert MARKER in boot and "Linux version" in boot  # the guest's boot, from its first line
-    assert tail(3).splitlines() == boot.splitlines()[-3:]
+    # The guest may still print (e.g. its link coming up): compare --tail 3 with whole
+    # reads taken just before and after it, once the log held still between them.
+    for _ in range(20):
+        before, last, after = tail(5000), tail(3), tail(5000)
+        if before == after:
+            break
+        time.sleep(0.5)
+    assert before == after, "the serial log never held still for a second"
+    assert last.splitlines() == after.splitlines()[-3:]
 
     shell = f"{shlex.join(base)}; echo console-exit=$?; sleep 600"
     tmux("new-session", "-d", "-s", "c", "-x", "120", "-y", "40", shell)
