@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from control_server.cli.common import inventory_option, load_inventory, warn
-from control_server.cli.run_cmds import host_key_option, known_hosts_option
+from control_server.cli.connect_opts import host_key_option, known_hosts_option
 from control_server.transport import TRANSPORTS, TransportSettings
 
 if TYPE_CHECKING:

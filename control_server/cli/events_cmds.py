@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from control_server.cli.common import inventory_option, limit_option, load_inventory, warn
-from control_server.cli.run_cmds import host_key_option, known_hosts_option
+from control_server.cli.connect_opts import host_key_option, known_hosts_option
 from control_server.errors import HostplaneError
 from control_server.host_events import InstanceView, watch_hosts
 from control_server.inventory import connection_target

@@ -18,8 +18,7 @@ from control_server.cli.common import (
     load_inventory,
     warn,
 )
-from control_server.cli.run_cmds import host_key_option, known_hosts_option
-from control_server.transport import TRANSPORTS, TransportSettings
+from control_server.cli.connect_opts import CONNECTION_OPTIONS, transport_settings
 
 if TYPE_CHECKING:
     from control_server.api import RunConfig
@@ -37,17 +36,7 @@ def _options(func: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout instead."),
         click.option("--image-dir", metavar="PATH",
                      help="The hosts' image folder (default /var/lib/hostplane/base)."),
-        click.option("-c", "--transport", type=click.Choice(TRANSPORTS),
-                     help="Override ansible_connection for every host."),
-        host_key_option,
-        known_hosts_option,
-        click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
-                     help="ssh config file (default ~/.ssh/config)."),
-        click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True),
-        click.option("--handshakes", type=int, default=16, show_default=True,
-                     help="Concurrent SSH handshakes (sshd's MaxStartups drops more)."),
-        click.option("-b", "--become", is_flag=True, default=None,
-                     help="Run on the host through sudo -n."),
+        *CONNECTION_OPTIONS,
     ]
     for deco in reversed(decorators):
         func = deco(func)
@@ -66,10 +55,7 @@ def _config(kw: dict[str, Any], check: bool = False) -> RunConfig:
 
     return RunConfig(
         options=RunOptions(forks=kw["forks"], check=check),
-        transport=TransportSettings(
-            host_key_checking=kw["host_key_checking"], known_hosts=kw["known_hosts"],
-            ssh_config=kw["ssh_config"], connect_timeout=kw["connect_timeout"],
-            handshake_limit=kw["handshakes"]),
+        transport=transport_settings(kw),
         transport_override=kw["transport"], limit=kw["limit"], become=kw["become"])
 
 

@@ -18,8 +18,13 @@ from control_server.cli.common import (
     templates_option,
     warn,
 )
-from control_server.transport import TRANSPORTS, TransportSettings
-from control_server.transport.base import HOST_KEY_POLICIES
+from control_server.cli.connect_opts import (
+    CONNECTION_OPTIONS,
+    host_key_option,
+    known_hosts_option,
+    transport_settings,
+)
+from control_server.transport import TransportSettings
 
 # The run itself (runner, console, store, templates) loads once hosts matched: an exec
 # that matches nothing, or a --help, stays a click start-up.
@@ -31,18 +36,6 @@ if TYPE_CHECKING:
     from control_server.store.sink import RunStore
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# No default: a value given here wins over the inventory's ssh args and ssh_config, and
-# only a value given does (strict when nobody says otherwise).
-host_key_option = click.option(
-    "--host-key-checking", type=click.Choice(HOST_KEY_POLICIES), default=None,
-    help="strict (the default), accept-new (add unknown hosts; a changed key is always "
-    "refused) or off. Wins over the inventory's ssh args and ssh_config.")
-known_hosts_option = click.option(
-    "--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
-    help="known_hosts file, instead of ssh_config's UserKnownHostsFile "
-    "(default ~/.ssh/known_hosts).")
-
 
 def run_options(func: F) -> F:
     """The flags `run` and `exec` share (Ansible's where Ansible has one)."""
@@ -60,17 +53,7 @@ def run_options(func: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout instead."),
         click.option("--retry-file", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write failed and unreachable hosts here (for --limit @FILE)."),
-        click.option("-c", "--transport", type=click.Choice(TRANSPORTS),
-                     help="Override ansible_connection for every host."),
-        host_key_option,
-        known_hosts_option,
-        click.option("-F", "--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
-                     help="ssh config file (default ~/.ssh/config)."),
-        click.option("-T", "--connect-timeout", type=float, default=10.0, show_default=True),
-        click.option("--handshakes", type=int, default=16, show_default=True,
-                     help="Concurrent SSH handshakes (sshd's MaxStartups drops more)."),
-        click.option("-b", "--become", is_flag=True, default=None,
-                     help="Run the executor through sudo -n."),
+        *CONNECTION_OPTIONS,
         click.option("-v", "--verbose", is_flag=True, help="Print every step as it ends."),
         click.option("--on-disconnect", type=click.Choice(["detach", "abort"]),
                      default="detach", show_default=True,
@@ -102,14 +85,7 @@ def _config(kw: dict[str, Any], templates_dirs: tuple[Path, ...] = ()) -> api.Ru
             on_disconnect=kw["on_disconnect"],
             reattach_timeout=kw["reattach_timeout"],
         ),
-        transport=TransportSettings(
-            host_key_checking=kw["host_key_checking"],
-            known_hosts=kw["known_hosts"],
-            ssh_config=kw["ssh_config"],
-            connect_timeout=kw["connect_timeout"],
-            handshake_limit=kw["handshakes"],
-            keepalive_interval=kw["keepalive"],
-        ),
+        transport=transport_settings(kw, keepalive_interval=kw["keepalive"]),
         transport_override=kw["transport"],
         templates_dirs=templates_dirs,
         limit=kw["limit"],

@@ -14,7 +14,7 @@ import click
 
 from control_server import api
 from control_server.cli.common import db_option, inventory_option, templates_option, warn
-from control_server.cli.run_cmds import host_key_option, known_hosts_option
+from control_server.cli.connect_opts import host_key_option, known_hosts_option
 from control_server.errors import InputError
 from control_server.runner import RunOptions
 from control_server.transport import TransportSettings
