@@ -69,7 +69,7 @@ def serve_cmd(inventories: tuple[str, ...], db_url: str | None, listen: str,
     """
     from control_server.service.context import ServeConfig
     from control_server.service.server import parse_listen, serve
-    from control_server.store.engine import default_url
+    from control_server.store.rows import default_url
 
     if not inventories:
         inventories = _default_sources()

@@ -18,8 +18,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 
-from control_server.store.records import ENV_DB
-
 BUSY_TIMEOUT_MS = 30_000
 # Tests shorten it to make a store that stays locked answer SQLITE_BUSY quickly.
 ENV_BUSY_TIMEOUT = "HOSTPLANE_SQLITE_BUSY_TIMEOUT_MS"
@@ -30,21 +28,6 @@ ENV_BUSY_TIMEOUT = "HOSTPLANE_SQLITE_BUSY_TIMEOUT_MS"
 # server may take the lease. The store's own transactions idle for milliseconds at most.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 WRITE = "hostplane_write"  # execution option: this connection's transaction will write
-
-
-def state_dir() -> Path:
-    """``$XDG_STATE_HOME/hostplane`` (``~/.local/state/hostplane`` by default)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                            "state")
-    return Path(base) / "hostplane"
-
-
-def default_url() -> str:
-    """``$HOSTPLANE_DB``, else the SQLite file under the user's state directory."""
-    configured = os.environ.get(ENV_DB)
-    if configured:
-        return configured
-    return f"sqlite:///{state_dir() / 'hostplane.db'}"
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -15,19 +15,17 @@ them): a reader that has seen seq N never later finds a new event below N.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from control_server.events import HostFinished, HostStarted, RunEvent, event_to_dict
 from control_server.store import owner as owners
-from control_server.store.engine import WRITE, default_url, make_engine
+from control_server.store.engine import WRITE, make_engine
 from control_server.store.migrate import upgrade
 from control_server.store.records import (
     ACTIVE_STATES,
@@ -40,10 +38,10 @@ from control_server.store.records import (
     QUEUED,
     RUNNING,
     EventRecord,
-    HostRecord,
     JobRecord,
     NewJob,
 )
+from control_server.store.rows import default_url, dumps, host_record, job_record, loads, me
 from control_server.store.schema import events, job_hosts, jobs
 
 # Statements built once: building a statement costs more than running it (per event).
@@ -73,24 +71,6 @@ _HOST_FINISHED = (
     .where(job_hosts.c.job_id == bindparam("job"), job_hosts.c.host == bindparam("h"))
     .values(state=bindparam("s"), finished_at=bindparam("t"), result=bindparam("r"))
 )
-
-
-_OWNER: list[owners.Owner] = []
-
-
-def _me() -> owners.Owner:
-    """This process as a job's owner, read once (``/proc`` reads; a fork reads again)."""
-    if not _OWNER or _OWNER[0].pid != os.getpid():
-        _OWNER[:] = [owners.current()]
-    return _OWNER[0]
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
 
 
 class JobStore:
@@ -132,7 +112,7 @@ class JobStore:
     def create_job(self, job: NewJob, state: str = QUEUED, *, start: bool = False) -> int:
         """Insert the job and its hosts; ``start``: a queued job set running at once, in
         the same transaction (both ``job_state`` events: a CLI run's job)."""
-        me = _me()
+        owner = me()
         now = time.time()
         with self._write() as conn:
             job_id = conn.execute(
@@ -140,12 +120,12 @@ class JobStore:
                 {
                     "kind": job.kind, "what": job.what, "pattern": job.pattern,
                     "limit_pattern": job.limit, "check_mode": job.check,
-                    "vars": _dumps(job.vars), "task": _dumps(job.task),
-                    "config": _dumps(job.config), "inventory": _dumps(job.inventory),
+                    "vars": dumps(job.vars), "task": dumps(job.task),
+                    "config": dumps(job.config), "inventory": dumps(job.inventory),
                     "who": job.who, "state": state, "created_at": now,
                     "started_at": now if state == RUNNING else None,
-                    "owner_host": me.host, "owner_pid": me.pid, "owner_boot": me.boot,
-                    "owner_start": me.start, "heartbeat_at": now,
+                    "owner_host": owner.host, "owner_pid": owner.pid, "owner_boot": owner.boot,
+                    "owner_start": owner.start, "heartbeat_at": now,
                     "cancel_requested": False, "last_seq": 0,
                 },
             ).scalar_one()
@@ -177,7 +157,7 @@ class JobStore:
         first = int(seq) - len(rows) + 1
         conn.execute(_INSERT_EVENT, [
             {"job_id": job_id, "seq": first + i, "host": host, "kind": kind,
-             "payload": _dumps(payload), "time": when}
+             "payload": dumps(payload), "time": when}
             for i, (host, kind, payload, when) in enumerate(rows)
         ])
         return int(seq)
@@ -215,7 +195,7 @@ class JobStore:
             elif isinstance(event, HostFinished):
                 conn.execute(_HOST_FINISHED, {"job": job_id, "h": event.host,
                                               "s": event.status, "t": event.time,
-                                              "r": _dumps(row[2])})
+                                              "r": dumps(row[2])})
         return seq
 
     def record_note(self, job_id: int, kind: str, payload: dict[str, Any],
@@ -262,11 +242,11 @@ class JobStore:
     def take_over(self, job_id: int, hosts: dict[str, str | None]) -> None:
         """This process now owns the job (``jobs resume``); ``hosts`` go back to pending
         with their new request ids."""
-        me = _me()
+        owner = me()
         with self._write() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                owner_host=me.host, owner_pid=me.pid, owner_boot=me.boot,
-                owner_start=me.start, heartbeat_at=time.time(), cancel_requested=False))
+                owner_host=owner.host, owner_pid=owner.pid, owner_boot=owner.boot,
+                owner_start=owner.start, heartbeat_at=time.time(), cancel_requested=False))
             for host, rid in hosts.items():
                 conn.execute(
                     update(job_hosts)
@@ -338,7 +318,7 @@ class JobStore:
         if state:
             query = query.where(jobs.c.state.in_([state] if isinstance(state, str) else state))
         with self.engine.connect() as conn:
-            return [_job(row) for row in conn.execute(query)]
+            return [job_record(row._mapping) for row in conn.execute(query)]
 
     def get_job(self, job_id: int) -> JobRecord | None:
         """The job with its hosts, in run order; None if there is no such job."""
@@ -350,7 +330,7 @@ class JobStore:
                 select(job_hosts).where(job_hosts.c.job_id == job_id)
                 .order_by(job_hosts.c.position)
             ).all()
-        return _job(row, tuple(_host(h) for h in host_rows))
+        return job_record(row._mapping, tuple(host_record(h._mapping) for h in host_rows))
 
     def events(self, job_id: int, after_seq: int = 0, limit: int | None = None,
                host: str | None = None, kinds: tuple[str, ...] = ()) -> list[EventRecord]:
@@ -366,27 +346,6 @@ class JobStore:
         with self.engine.connect() as conn:
             return [
                 EventRecord(int(r.job_id), int(r.seq), r.host, r.kind, float(r.time),
-                            _loads(r.payload) or {})
+                            loads(r.payload) or {})
                 for r in conn.execute(query)
             ]
-
-
-def _job(row: Row[Any], hosts: tuple[HostRecord, ...] = ()) -> JobRecord:
-    return JobRecord(
-        id=int(row.id), kind=row.kind, what=row.what, pattern=row.pattern,
-        limit=row.limit_pattern, check=bool(row.check_mode), vars=_loads(row.vars) or {},
-        task=_loads(row.task) or {}, config=_loads(row.config) or {},
-        inventory=_loads(row.inventory) or {}, who=row.who, state=row.state,
-        created_at=float(row.created_at), started_at=row.started_at,
-        finished_at=row.finished_at, exit_code=row.exit_code, error=row.error,
-        stopped_early=row.stopped_early, owner_host=row.owner_host, owner_pid=row.owner_pid,
-        cancel_requested=bool(row.cancel_requested), last_seq=int(row.last_seq), hosts=hosts,
-    )
-
-
-def _host(row: Row[Any]) -> HostRecord:
-    return HostRecord(
-        host=row.host, position=int(row.position), request_id=row.request_id, state=row.state,
-        started_at=row.started_at, finished_at=row.finished_at, result=_loads(row.result),
-        attempts=int(row.attempts),
-    )

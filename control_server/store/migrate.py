@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from control_server.store.engine import WRITE, default_url, make_engine
+from control_server.store.engine import WRITE, make_engine
 from control_server.store.revision import SCHEMA_REVISION as SCHEMA_REVISION
+from control_server.store.rows import default_url
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -8,26 +8,23 @@ Anything else (no file yet, an older schema, PostgreSQL, a URL with options) ope
 
 It writes what ``JobStore`` writes, statement for statement (tests compare the rows of
 both, and its column lists with ``schema``): one ``BEGIN IMMEDIATE`` transaction per call,
-the connection set up with ``store.engine``'s pragmas, JSON as ``jobstore._dumps`` makes it.
+the connection set up with ``store.engine``'s pragmas, JSON as ``store.rows.dumps`` makes it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from control_server.events import HostFinished, HostStarted, RunEvent, event_to_dict
 from control_server.store import owner as owners
 from control_server.store.records import (
     ACTIVE_STATES,
-    ENV_DB,
     FINAL_STATES,
     HOST_PENDING,
     HOST_RUNNING,
@@ -36,11 +33,11 @@ from control_server.store.records import (
     JOB_STATES,
     QUEUED,
     RUNNING,
-    HostRecord,
     JobRecord,
     NewJob,
 )
 from control_server.store.revision import SCHEMA_REVISION
+from control_server.store.rows import default_url, dumps, host_record, job_record, me
 
 if TYPE_CHECKING:
     from control_server.store.sink import RunStore
@@ -86,33 +83,6 @@ _START = ("UPDATE jobs SET state = :s, error = NULL, finished_at = NULL, heartbe
 _ACTIVE = ", ".join(f"'{s}'" for s in sorted(ACTIVE_STATES))
 _RUNNING_NOTE = {"state": RUNNING, "error": None, "exit_code": None}  # as set_state's
 _Note = tuple[str | None, str, dict[str, Any], float]
-
-_OWNER: list[owners.Owner] = []
-
-
-def _me() -> owners.Owner:
-    if not _OWNER or _OWNER[0].pid != os.getpid():
-        _OWNER[:] = [owners.current()]
-    return _OWNER[0]
-
-
-def _dumps(obj: Any) -> str:  # exactly jobstore's: the same text in every row
-    return json.dumps(obj, default=str, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
-
-
-def default_url() -> str:
-    """``store.engine.default_url`` without SQLAlchemy (a test checks they agree)."""
-    configured = os.environ.get(ENV_DB)
-    if configured:
-        return configured
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                            "state")
-    return f"sqlite:///{Path(base) / 'hostplane' / 'hostplane.db'}"
-
 
 def sqlite_path(url: str) -> str | None:
     """The file of a plain ``sqlite:///PATH`` URL; None for anything else or in doubt
@@ -196,16 +166,16 @@ class SqliteWriter:
     # --- writing (as JobStore) --------------------------------------------------------
 
     def create_job(self, job: NewJob, state: str = QUEUED, *, start: bool = False) -> int:
-        me = _me()
+        owner = me()
         now = time.time()
         row = {
             "kind": job.kind, "what": job.what, "pattern": job.pattern,
-            "limit_pattern": job.limit, "check_mode": job.check, "vars": _dumps(job.vars),
-            "task": _dumps(job.task), "config": _dumps(job.config),
-            "inventory": _dumps(job.inventory), "who": job.who, "state": state,
+            "limit_pattern": job.limit, "check_mode": job.check, "vars": dumps(job.vars),
+            "task": dumps(job.task), "config": dumps(job.config),
+            "inventory": dumps(job.inventory), "who": job.who, "state": state,
             "created_at": now, "started_at": now if state == RUNNING else None,
-            "owner_host": me.host, "owner_pid": me.pid, "owner_boot": me.boot,
-            "owner_start": me.start, "heartbeat_at": now, "cancel_requested": False,
+            "owner_host": owner.host, "owner_pid": owner.pid, "owner_boot": owner.boot,
+            "owner_start": owner.start, "heartbeat_at": now, "cancel_requested": False,
             "last_seq": 0,
         }
         with self._tx() as conn:
@@ -304,8 +274,8 @@ class SqliteWriter:
                 return None
             hosts = conn.execute(f"SELECT {', '.join(HOST_COLUMNS)} FROM job_hosts "
                                  "WHERE job_id = ? ORDER BY position", (job_id,)).fetchall()
-        return _job(dict(zip(JOB_COLUMNS, row, strict=True)),
-                    tuple(_host(dict(zip(HOST_COLUMNS, h, strict=True))) for h in hosts))
+        return job_record(dict(zip(JOB_COLUMNS, row, strict=True)),
+                    tuple(host_record(dict(zip(HOST_COLUMNS, h, strict=True))) for h in hosts))
 
 
 def _append_many(conn: sqlite3.Connection, job_id: int, rows: list[_Note]) -> int:
@@ -318,7 +288,7 @@ def _append_many(conn: sqlite3.Connection, job_id: int, rows: list[_Note]) -> in
     first = int(last[0]) - len(rows) + 1
     conn.executemany(_INSERT_EVENT, [
         {"job_id": job_id, "seq": first + i, "host": host, "kind": kind,
-         "payload": _dumps(payload), "time": when}
+         "payload": dumps(payload), "time": when}
         for i, (host, kind, payload, when) in enumerate(rows)
     ])
     return int(last[0])
@@ -337,7 +307,7 @@ def _record(conn: sqlite3.Connection, job_id: int, batch: list[RunEvent]) -> int
                                          "s": HOST_RUNNING})
         elif isinstance(event, HostFinished):
             conn.execute(_HOST_FINISHED, {"job": job_id, "h": event.host, "s": event.status,
-                                          "t": event.time, "r": _dumps(row[2])})
+                                          "t": event.time, "r": dumps(row[2])})
     return seq
 
 
@@ -351,26 +321,3 @@ def _start(conn: sqlite3.Connection, job_id: int) -> bool:
     conn.execute(_START, {"job": job_id, "now": now, "s": RUNNING})
     _append_many(conn, job_id, [(None, JOB_STATE_EVENT, _RUNNING_NOTE, now)])
     return False
-
-
-def _job(row: dict[str, Any], hosts: tuple[HostRecord, ...]) -> JobRecord:
-    return JobRecord(
-        id=int(row["id"]), kind=row["kind"], what=row["what"], pattern=row["pattern"],
-        limit=row["limit_pattern"], check=bool(row["check_mode"]),
-        vars=_loads(row["vars"]) or {}, task=_loads(row["task"]) or {},
-        config=_loads(row["config"]) or {}, inventory=_loads(row["inventory"]) or {},
-        who=row["who"], state=row["state"], created_at=float(row["created_at"]),
-        started_at=row["started_at"], finished_at=row["finished_at"],
-        exit_code=row["exit_code"], error=row["error"], stopped_early=row["stopped_early"],
-        owner_host=row["owner_host"], owner_pid=row["owner_pid"],
-        cancel_requested=bool(row["cancel_requested"]), last_seq=int(row["last_seq"]),
-        hosts=hosts,
-    )
-
-
-def _host(row: dict[str, Any]) -> HostRecord:
-    return HostRecord(
-        host=row["host"], position=int(row["position"]), request_id=row["request_id"],
-        state=row["state"], started_at=row["started_at"], finished_at=row["finished_at"],
-        result=_loads(row["result"]), attempts=int(row["attempts"]),
-    )

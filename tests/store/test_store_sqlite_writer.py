@@ -67,16 +67,19 @@ def test_its_connection_has_the_engines_pragmas(tmp_path: Path) -> None:
     assert ours == theirs and theirs[0] == "wal"
 
 
-@pytest.mark.parametrize("env", [{}, {"XDG_STATE_HOME": "/x/state"},
-                                 {"HOSTPLANE_DB": "postgresql://h/db"}])
-def test_its_default_url_is_the_engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                        env: dict[str, str]) -> None:
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "sqlite:///HOME/.local/state/hostplane/hostplane.db"),
+    ({"XDG_STATE_HOME": "/x/state"}, "sqlite:////x/state/hostplane/hostplane.db"),
+    ({"HOSTPLANE_DB": "postgresql://h/db"}, "postgresql://h/db"),
+])
+def test_its_default_url_is_the_stores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                       env: dict[str, str], expected: str) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("XDG_STATE_HOME", "HOSTPLANE_DB"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert default_url() == engines.default_url()
+    assert default_url() == expected.replace("HOME", str(tmp_path))
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///a.db?mode=ro",
