@@ -3,4 +3,4 @@
 
 from __future__ import annotations
 
-SCHEMA_REVISION = "0003"  # the newest migration in migrations/versions (a test checks)
+SCHEMA_REVISION = "0004"  # the newest migration in migrations/versions (a test checks)

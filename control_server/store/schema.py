@@ -191,3 +191,15 @@ host_facts = Table(
     Column("gathered_at", Float, nullable=False),  # when the newest group was gathered
     Column("job_id", Integer),  # the job that gathered it; facts outlive jobs: no FK
 )
+
+# Which server watches each host's hypervisor events (``store/hostleases.py``): held while
+# ``lease_expires`` (the database's clock) is ahead; ``fence`` grows with each acquisition.
+host_leases = Table(
+    "host_leases",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("owner", String(100), nullable=False),  # servers.id (kept after it is gone)
+    Column("lease_expires", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("fence", Integer, nullable=False, default=1),
+)

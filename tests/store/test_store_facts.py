@@ -61,6 +61,6 @@ def test_a_0002_store_upgrades_with_an_empty_facts_table(db_url: str) -> None:
         HostFactsTable(engine).all()
     engine.dispose()
     with JobStore.open(db_url) as store:
-        assert migrate.current_revision(store.engine) == "0003"
+        assert migrate.current_revision(store.engine) == migrate.SCHEMA_REVISION
         assert store.get_job(job_id) is not None
         assert HostFactsTable(store.engine).all() == []
