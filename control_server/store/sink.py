@@ -29,12 +29,23 @@ the queued job running, unless it was cancelled while queued (``on_cancel``).
 
 Between events the thread beats the job's heartbeat and reads its cancel flag, which is
 how a ``jobs cancel`` from another process reaches the running job (``on_cancel``).
+
+Outages (``failures.transient``: the connection lost, PostgreSQL restarting, SQLite locked
+past its busy timeout, no pooled connection). A batch whose write fails so is written
+again, waiting ``RETRY_FIRST`` s doubling to ``RETRY_MAX`` between tries, for up to
+``RETRY_FOR`` s; events emitted meanwhile queue behind it, in order, and ``durable()``
+waits (a result received is never dropped for a blip). Only then, or at once for any
+other error, is the batch given up on and said in ``errors``. A heartbeat that fails so
+waits for the next beat. A fenced write refused (``queue.LeaseLost``: a newer claim holds
+the job) is not retried: ``lease_lost`` is set, ``on_lost`` called once, and no batch is
+written any more (each counts as done, so nobody waits for it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -48,6 +59,7 @@ from control_server.events import (
     RunFinished,
     event_to_dict,
 )
+from control_server.store.failures import lease_refused, transient
 from control_server.store.owner import HEARTBEAT_INTERVAL
 from control_server.store.records import JobRecord, NewJob
 
@@ -76,6 +88,13 @@ Begin = Callable[[], "tuple[RunStore, int, bool]"]
 MAX_BATCH = 500
 FLUSH_TIMEOUT = 60.0
 LINGER = 0.25  # the longest an executor event waits for a transaction of its own
+# A store outage: the first wait before a batch is written again, doubling up to RETRY_MAX;
+# RETRY_FOR covers a PostgreSQL restart or fail-over with room, and bounds how long a
+# run's durable() and close() can wait.
+RETRY_FIRST = 0.2
+RETRY_MAX = 5.0
+RETRY_FOR = 120.0
+log = logging.getLogger("hostplane.store")
 
 
 class _Wake:
@@ -95,13 +114,17 @@ class StoreSink:
                  on_cancel: Callable[[], None] | None = None,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, wait: bool = True,
                  on_commit: Callable[[], None] | None = None,
-                 begin: Begin | None = None, start: bool = False) -> None:
+                 begin: Begin | None = None, start: bool = False,
+                 on_lost: Callable[[Exception], None] | None = None) -> None:
         self.store = store
         self.wait = wait  # emit waits for host_end / run_end to be committed
         self.job_id = job_id
         self.redactors = dict(redactors or {})
         self.on_cancel = on_cancel
         self.on_commit = on_commit  # from the writer thread, after each commit
+        self.on_lost = on_lost  # from the writer thread, at the first LeaseLost
+        self.lease_lost = False  # a fenced write was refused: nothing is written any more
+        self.retries = 0  # writes tried again after a transient failure
         self.heartbeat_interval = heartbeat_interval
         self.errors: list[str] = []
         self.cancel_requested = False
@@ -162,11 +185,11 @@ class StoreSink:
         return done.wait(timeout)
 
     def close(self) -> None:
-        """Write what is queued, then stop the thread."""
+        """Write what is queued (or give it up: ``RETRY_FOR``), then stop the thread."""
         if self._closed:
             return
         self._queue.put(None)
-        self._thread.join(FLUSH_TIMEOUT)
+        self._thread.join(FLUSH_TIMEOUT + RETRY_FOR)
         self._closed = True
 
     async def aclose(self) -> None:
@@ -250,25 +273,80 @@ class StoreSink:
     def _write(self, batch: list[RunEvent]) -> None:
         started = time.perf_counter()
         written = False
-        if self.store is not None:
+        if self.store is not None and not self.lease_lost:
             try:
                 redacted = [self._redact(e) for e in batch]
-                if self._start_job:
-                    self._start_job = False
-                    self.last_seq, cancel = self.store.start_and_record(self.job_id, redacted)
-                    if cancel:
-                        self._cancelled()
-                else:
-                    self.last_seq = self.store.record_many(self.job_id, redacted)
+                self._retrying(lambda: self._commit(redacted))
                 written = True
             except Exception as exc:  # a broken store must not stop the run; say it at the end
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                self._failed(exc, "")
+            self._start_job = False  # given up on: later batches only record (as ever)
             self.write_seconds += time.perf_counter() - started
             self.writes += 1
         self.events += len(batch)
         self._advance(len(batch))
         if written and self.on_commit is not None:
             self.on_commit()
+
+    def _commit(self, batch: list[RunEvent]) -> None:
+        assert self.store is not None
+        if self._start_job:
+            self.last_seq, cancel = self.store.start_and_record(self.job_id, batch)
+            self._start_job = False
+            if cancel:
+                self._cancelled()
+        else:
+            self.last_seq = self.store.record_many(self.job_id, batch)
+
+    def _retrying(self, write: Callable[[], None]) -> None:
+        """``write()``, tried again while it fails transiently, for up to ``RETRY_FOR`` s;
+        raises what else it raised, or the last transient failure once the time is up."""
+        deadline = time.monotonic() + RETRY_FOR
+        delay = RETRY_FIRST
+        tries = 0
+        while True:
+            try:
+                write()
+            except Exception as exc:
+                if not transient(exc) or time.monotonic() + delay > deadline:
+                    if tries:
+                        log.error("job %s: the store is still unavailable after %d tries "
+                                  "(%s): its events are given up on", self.job_id, tries + 1,
+                                  _brief(exc))
+                        exc.add_note(f"given up after {tries + 1} tries in {RETRY_FOR:g}s")
+                    raise
+                if not tries:
+                    log.warning("job %s: the store is unavailable (%s); retrying its events "
+                                "for up to %gs", self.job_id, _brief(exc), RETRY_FOR)
+                tries += 1
+                self.retries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+            else:
+                if tries:
+                    log.warning("job %s: the store is back; events written after %d tries",
+                                self.job_id, tries + 1)
+                return
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        if lease_refused(exc):
+            self._lost(exc)
+            return
+        notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+        self.errors.append(f"{what}{type(exc).__name__}: {exc}{notes}")
+
+    def _lost(self, exc: Exception) -> None:
+        """A newer claim holds the job: every write would be refused from now on."""
+        if self.lease_lost:
+            return
+        self.lease_lost = True
+        self.errors.append(f"lease lost: {exc}")
+        log.warning("job %s: %s; its events are no longer written", self.job_id, exc)
+        if self.on_lost is not None:
+            try:
+                self.on_lost(exc)
+            except Exception:  # the writer must go on counting what is emitted
+                log.exception("job %s: on_lost failed", self.job_id)
 
     def _advance(self, count: int) -> None:
         with self._lock:
@@ -279,12 +357,13 @@ class StoreSink:
         _wake(ready)
 
     def _beat(self) -> None:
-        if self.store is None:
+        if self.store is None or self.lease_lost:
             return
         try:
             wanted = self.store.heartbeat(self.job_id)
         except Exception as exc:
-            self.errors.append(f"heartbeat: {type(exc).__name__}: {exc}")
+            if not transient(exc):  # the store away: the next beat tells
+                self._failed(exc, "heartbeat: ")
             return
         if wanted:
             self._cancelled()
@@ -305,6 +384,11 @@ class StoreSink:
             return RunFinished(event.run_id, hosts, event.duration, event.exit_code,
                                event.stopped_early, time=event.time)
         return event
+
+
+def _brief(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _is_event(item: _Item) -> TypeGuard[RunEvent]:
