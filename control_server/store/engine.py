@@ -7,6 +7,13 @@ and a busy timeout so several processes (a run, ``jobs events --follow``, ``serv
 the file. Write transactions start with ``BEGIN IMMEDIATE``: taking the write lock up front
 means a reader turned writer never fails with SQLITE_BUSY half way. On PostgreSQL every
 session gets ``idle_in_transaction_session_timeout`` (``IDLE_IN_TRANSACTION_TIMEOUT_MS``).
+
+A PostgreSQL restart or fail-over ends every pooled session: the pool pings a connection
+before handing it out (``pool_pre_ping``) and replaces a dead one, and a connection found
+dead mid-use invalidates the rest of the pool, so the first use after the restart works.
+What fails during the outage is the store's ``failures.transient``: the job sink retries
+it, serve answers it with a 503. ``PG_CONNECT_ARGS`` bound how long a database that stops
+answering (a partition, a dead host) can hold a caller: connecting, and a sent query.
 """
 
 from __future__ import annotations
@@ -28,6 +35,14 @@ ENV_BUSY_TIMEOUT = "HOSTPLANE_SQLITE_BUSY_TIMEOUT_MS"
 # server may take the lease. The store's own transactions idle for milliseconds at most.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 WRITE = "hostplane_write"  # execution option: this connection's transaction will write
+# libpq's; the URL's own (?connect_timeout=...) win. TCP only (a Unix socket needs none):
+# a dead peer is noticed by keepalives on an idle connection within ~25 s, and data sent
+# and not acknowledged for tcp_user_timeout ms fails the query instead of waiting for the
+# kernel's retransmissions (some 15 minutes) while a sink's durable() waits.
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+    "keepalives_count": 3, "tcp_user_timeout": 30_000,
+}
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -62,11 +77,13 @@ def _sqlite_begin(conn: Connection) -> None:
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; for a SQLite file, its folder is created (private)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True)
-        if parsed.get_backend_name() == "postgresql":
-            event.listen(engine, "connect", _postgresql_connect)
+    if parsed.get_backend_name() == "postgresql":
+        given = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
+        engine = create_engine(url, pool_pre_ping=True, connect_args=given)
+        event.listen(engine, "connect", _postgresql_connect)
         return engine
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).expanduser().parent

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,3 +94,29 @@ def postgres_url(request: pytest.FixtureRequest) -> str:
         pytest.skip(f"PostgreSQL: {why}")
     admin: str = request.getfixturevalue("pg_server")
     return new_database(admin)
+
+
+def restart_server(admin_url: str, down_for: float = 0.0,
+                   while_down: Callable[[], None] | None = None) -> None:
+    """Restart the server ``running_server`` gave ``admin_url`` for, as an administrator
+    does: a fast shutdown (every session is ended, its open transaction rolled back),
+    ``while_down()`` and ``down_for`` seconds with nothing listening, then a start;
+    returns once it accepts connections again."""
+    import time
+
+    bindir = _bin_dir()
+    assert bindir is not None
+    sock = Path(admin_url.split("host=", 1)[1])
+    root = sock.parent
+    user = _as_user()
+    pg_ctl = [*user, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-w"]
+    run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    subprocess.run([*pg_ctl, "-m", "fast", "stop"], **run)  # type: ignore[call-overload]
+    try:
+        if while_down is not None:
+            while_down()
+        time.sleep(down_for)
+    finally:
+        options = f"-c listen_addresses='' -c unix_socket_directories={sock} -c fsync=off"
+        subprocess.run([*pg_ctl, "-o", options, "-l", str(root / "log"), "start"],
+                       **run)  # type: ignore[call-overload]
