@@ -119,6 +119,57 @@ class HostWatcher:
             delay = min(delay * 2, self.max_backoff)
 
 
+class HostWatchers:
+    """A ``HostWatcher`` task per host, started and stopped one host at a time (serve's host
+    leases say which hosts this server watches; ``service/watchers.py``)."""
+
+    def __init__(
+        self,
+        hosts: Iterable[Host],
+        on_event: HostEventHandler,
+        settings: TransportSettings | None = None,
+        heartbeat: float = 5.0,
+        pool: TransportPool | None = None,
+    ) -> None:
+        self.hosts = {h.name: h for h in hosts}
+        self.on_event = on_event
+        self.settings = settings or TransportSettings()
+        self.limiter = HandshakeLimiter(self.settings.handshake_limit,
+                                        self.settings.handshake_retries)
+        self.heartbeat = heartbeat
+        self.pool = pool
+        self._bundle: executor_bundle.Bundle | None = None  # built at the first start
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def running(self) -> set[str]:
+        return set(self._tasks)
+
+    def start(self, name: str) -> None:
+        """Watch host ``name`` (a fresh watcher: it starts with the full domain list)."""
+        if name in self._tasks:
+            return
+        if self._bundle is None:
+            self._bundle = executor_bundle.build_bundle()  # once for the fleet
+        watcher = HostWatcher(self.hosts[name], self.settings, self.limiter, self.on_event,
+                              self.heartbeat, bundle=self._bundle, pool=self.pool)
+        self._tasks[name] = asyncio.create_task(watcher.run(), name=f"watch-{name}")
+
+    def stop(self, name: str) -> None:
+        """Stop watching ``name`` now (its channel closes as the task ends)."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def close(self) -> None:
+        """Stop every watcher and wait until they have ended."""
+        for name in list(self._tasks):
+            self.stop(name)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+
+
 async def watch_hosts(
     hosts: Iterable[Host],
     on_event: HostEventHandler,

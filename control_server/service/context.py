@@ -112,14 +112,18 @@ class Service:
                 log.exception("heartbeat of server %s failed", self.server.id)
 
     def _start_watch(self) -> None:
-        """The host event listener: each host's domain events, reconciled on reconnect."""
-        from control_server.host_events import watch_hosts
+        """The host event listener: each host's domain events, reconciled on reconnect,
+        watched by the one server holding the host's lease (cancelling the task stops the
+        watchers and releases the leases)."""
+        from control_server.host_events import HostWatchers
+        from control_server.service.watchers import WatchLeases, lease_ttl
 
         hosts = [h for h in self.inventory.hosts("all") if not h.implicit]
-        self._watch_task = asyncio.create_task(
-            watch_hosts(hosts, self.state.apply_watch_event, self.config.run.transport,
-                        self.config.watch_heartbeat, self.pool),
-            name="host-event-listener")
+        watchers = HostWatchers(hosts, self.state.apply_watch_event, self.config.run.transport,
+                                self.config.watch_heartbeat, self.pool)
+        leases = WatchLeases(self.store.engine, lambda: self.server.id,
+                             [h.name for h in hosts], lease_ttl(), watchers)
+        self._watch_task = asyncio.create_task(leases.run(), name="host-event-listener")
 
     async def stop(self) -> None:
         if self._heartbeat_task is not None:
