@@ -32,10 +32,11 @@ how a ``jobs cancel`` from another process reaches the running job (``on_cancel`
 
 Outages (``failures.transient``: the connection lost, PostgreSQL restarting, SQLite locked
 past its busy timeout, no pooled connection). A batch whose write fails so is written
-again, waiting ``RETRY_FIRST`` s doubling to ``RETRY_MAX`` between tries, for up to
-``RETRY_FOR`` s; events emitted meanwhile queue behind it, in order, and ``durable()``
-waits (a result received is never dropped for a blip). Only then, or at once for any
-other error, is the batch given up on and said in ``errors``. A heartbeat that fails so
+again, waiting ``RETRY_FIRST`` s doubling to ``RETRY_MAX`` between tries, until the
+outage is ``RETRY_FOR`` s old; events emitted meanwhile queue behind it, in order, and
+``durable()`` waits (a result received is never dropped for a blip). Only then, or at
+once for any other error, is the batch given up on and said in ``errors``; until a write
+gets through again, each later batch is tried once. A heartbeat that fails so
 waits for the next beat. A fenced write refused (``queue.LeaseLost``: a newer claim holds
 the job) is not retried: ``lease_lost`` is set, ``on_lost`` called once, and no batch is
 written any more (each counts as done, so nobody waits for it).
@@ -125,6 +126,7 @@ class StoreSink:
         self.on_lost = on_lost  # from the writer thread, at the first LeaseLost
         self.lease_lost = False  # a fenced write was refused: nothing is written any more
         self.retries = 0  # writes tried again after a transient failure
+        self._outage_since: float | None = None  # the first transient failure not yet over
         self.heartbeat_interval = heartbeat_interval
         self.errors: list[str] = []
         self.cancel_requested = False
@@ -299,33 +301,36 @@ class StoreSink:
             self.last_seq = self.store.record_many(self.job_id, batch)
 
     def _retrying(self, write: Callable[[], None]) -> None:
-        """``write()``, tried again while it fails transiently, for up to ``RETRY_FOR`` s;
-        raises what else it raised, or the last transient failure once the time is up."""
-        deadline = time.monotonic() + RETRY_FOR
+        """``write()``, tried again while it fails transiently, until the outage is
+        ``RETRY_FOR`` s old (counted from its first failure, so the batches queued behind
+        a given-up one are each tried once, not waited for as long again); raises what
+        else it raised, or the last transient failure once the time is up."""
         delay = RETRY_FIRST
-        tries = 0
         while True:
             try:
                 write()
             except Exception as exc:
-                if not transient(exc) or time.monotonic() + delay > deadline:
-                    if tries:
-                        log.error("job %s: the store is still unavailable after %d tries "
-                                  "(%s): its events are given up on", self.job_id, tries + 1,
-                                  _brief(exc))
-                        exc.add_note(f"given up after {tries + 1} tries in {RETRY_FOR:g}s")
+                if not transient(exc):
                     raise
-                if not tries:
+                now = time.monotonic()
+                if self._outage_since is None:
+                    self._outage_since = now
                     log.warning("job %s: the store is unavailable (%s); retrying its events "
                                 "for up to %gs", self.job_id, _brief(exc), RETRY_FOR)
-                tries += 1
+                if now + delay > self._outage_since + RETRY_FOR:
+                    log.error("job %s: the store is still unavailable after %.0fs (%s): "
+                              "events given up on", self.job_id, now - self._outage_since,
+                              _brief(exc))
+                    exc.add_note(f"given up: the store unavailable for {RETRY_FOR:g}s")
+                    raise
                 self.retries += 1
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
             else:
-                if tries:
-                    log.warning("job %s: the store is back; events written after %d tries",
-                                self.job_id, tries + 1)
+                if self._outage_since is not None:
+                    log.warning("job %s: the store is back after %.1fs; events written",
+                                self.job_id, time.monotonic() - self._outage_since)
+                    self._outage_since = None
                 return
 
     def _failed(self, exc: Exception, what: str) -> None:

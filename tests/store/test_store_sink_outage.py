@@ -128,12 +128,20 @@ def test_an_outage_longer_than_retry_for_gives_the_batch_up_and_goes_on(
     sink.emit(HostStarted("h1"))
     wait_for("the batch given up", lambda: sink.errors, 10)
     assert len(sink.errors) == 1 and "database is locked" in sink.errors[0]
-    assert "given up after" in sink.errors[0]
+    assert "given up: the store unavailable for 0.3s" in sink.errors[0]
+    tried = len(store.calls)
+    sink.emit(HostStarted("h2"))  # the same outage: tried once, not waited for again
+    wait_for("the next batch given up", lambda: len(sink.errors) == 2, 10)
+    assert len(store.calls) == tried + 1
     store.failures.clear()  # the store is back
     sink.emit(_end())
+    assert sink.flush(10)
+    assert store.written == ["host_end"] and len(sink.errors) == 2
+    store.failures = [LOCKED] * 3  # a new outage: retried again from its own start
+    sink.emit(HostStarted("h3"))
     sink.close()
-    assert store.written == ["host_end"] and len(sink.errors) == 1
-    assert 3 <= sink.retries < 1000 and sink.events == 2
+    assert store.written == ["host_end", "host_start"] and len(sink.errors) == 2
+    assert 3 <= sink.retries < 1000 and sink.events == 4
 
 
 def test_a_non_transient_error_drops_the_batch_at_once_as_before() -> None:
